@@ -1,0 +1,3 @@
+"""bnscope: per-layer training diagnostics for Keras, in TensorBoard."""
+
+__version__ = "0.1.0"
