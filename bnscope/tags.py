@@ -45,6 +45,12 @@ ACT_MAX = Metric("act_max", LAYER, "Maximum of the layer output.")
 ACT_ZERO_FRAC = Metric(
     "act_zero_frac", LAYER, "Fraction of output values exactly 0 (dead ReLU units)."
 )
+ACT_DEAD_FRAC = Metric(
+    "act_dead_frac",
+    LAYER,
+    "Fraction of units (channels, last axis) that are 0 for every probe sample "
+    "and position: dead ReLU units.",
+)
 ACT_SATURATED_FRAC = Metric(
     "act_saturated_frac",
     LAYER,
@@ -161,6 +167,7 @@ ALL_METRICS: tuple[Metric, ...] = (
     ACT_MIN,
     ACT_MAX,
     ACT_ZERO_FRAC,
+    ACT_DEAD_FRAC,
     ACT_SATURATED_FRAC,
     ACT_NONFINITE,
     ACT_HIST,
