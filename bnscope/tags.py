@@ -43,7 +43,9 @@ ACT_STD = Metric("act_std", LAYER, "Standard deviation of the layer output.")
 ACT_MIN = Metric("act_min", LAYER, "Minimum of the layer output.")
 ACT_MAX = Metric("act_max", LAYER, "Maximum of the layer output.")
 ACT_ZERO_FRAC = Metric(
-    "act_zero_frac", LAYER, "Fraction of output values exactly 0 (dead ReLU units)."
+    "act_zero_frac",
+    LAYER,
+    "Fraction of output values exactly 0 (ReLU sparsity; about 0.5 is normal).",
 )
 ACT_DEAD_FRAC = Metric(
     "act_dead_frac",
