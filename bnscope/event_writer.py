@@ -21,7 +21,9 @@ from bnscope import tags
 from bnscope.tfrecord import encode_record
 
 
-def _plugin_metadata(plugin_name: str, content: bytes = b"") -> summary_pb2.SummaryMetadata:
+def _plugin_metadata(
+    plugin_name: str, content: bytes = b""
+) -> summary_pb2.SummaryMetadata:
     metadata = summary_pb2.SummaryMetadata()
     metadata.plugin_data.plugin_name = plugin_name
     metadata.plugin_data.content = content
@@ -52,21 +54,24 @@ def histogram_value(
 
 
 def text_value(
-    summary: summary_pb2.Summary, tag: str, text: str, plugin_name: str = "text"
+    summary: summary_pb2.Summary, tag: str, text: str | bytes, plugin_name: str = "text"
 ) -> None:
-    """Appends a string tensor shown by TensorBoard's Text dashboard."""
+    """Appends a string tensor (shown by TensorBoard's Text dashboard by default)."""
     value = summary.value.add(tag=tag)
     value.metadata.CopyFrom(_plugin_metadata(plugin_name))
     tensor = value.tensor
     tensor.dtype = 7  # DT_STRING
-    tensor.string_val.append(text.encode("utf-8"))
+    tensor.string_val.append(text.encode("utf-8") if isinstance(text, str) else text)
 
 
 def metadata_summary(metadata: Mapping, layers_markdown: str) -> summary_pb2.Summary:
     """Builds the once-per-fit summary holding bnscope's run metadata."""
     summary = summary_pb2.Summary()
     text_value(
-        summary, tags.METADATA_TAG, json.dumps(metadata), plugin_name=tags.METADATA_PLUGIN
+        summary,
+        tags.METADATA_TAG,
+        json.dumps(metadata),
+        plugin_name=tags.METADATA_PLUGIN,
     )
     text_value(summary, tags.LAYERS_TABLE_TAG, layers_markdown)
     return summary
@@ -89,10 +94,9 @@ class EventFileWriter:
 
     def _open(self) -> None:
         os.makedirs(self.run_dir, exist_ok=True)
-        name = "events.out.tfevents.%010d.%s.%d.bnscope.v2" % (
-            int(time.time()),
-            socket.gethostname(),
-            os.getpid(),
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}."
+            f"{socket.gethostname()}.{os.getpid()}.bnscope.v2"
         )
         path = os.path.join(self.run_dir, name)
         # Two writers in one second (e.g. two fits) must not share a file.

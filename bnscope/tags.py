@@ -60,21 +60,25 @@ ACT_SATURATED_FRAC = Metric(
     "(sigmoid, tanh, softmax and hard variants); see docs/findings.md.",
 )
 ACT_NONFINITE = Metric("act_nonfinite", LAYER, "Count of NaN/Inf output values.")
-ACT_HIST = Metric(
-    "act_hist", LAYER, "Histogram of the layer output (lower cadence)."
-)
+ACT_HIST = Metric("act_hist", LAYER, "Histogram of the layer output (lower cadence).")
 
 # --- Gradients and weights ---------------------------------------------------
 GRAD_NORM = Metric(
-    "grad_norm", LAYER, "L2 norm of the loss gradient over the layer's trainable variables."
+    "grad_norm",
+    LAYER,
+    "L2 norm of the loss gradient over the layer's trainable variables.",
 )
 GRAD_VAR_NORM = Metric(
-    "grad_var_norm", VARIABLE, "L2 norm of the gradient of one variable (`<layer>:<var>`)."
+    "grad_var_norm",
+    VARIABLE,
+    "L2 norm of the gradient of one variable (`<layer>:<var>`).",
 )
 GRAD_NONFINITE = Metric(
     "grad_nonfinite", LAYER, "Count of NaN/Inf gradient values of the layer."
 )
-WEIGHT_NORM = Metric("weight_norm", LAYER, "L2 norm of the layer's trainable variables.")
+WEIGHT_NORM = Metric(
+    "weight_norm", LAYER, "L2 norm of the layer's trainable variables."
+)
 WEIGHT_NONFINITE = Metric(
     "weight_nonfinite", LAYER, "Count of NaN/Inf values in the layer's variables."
 )

@@ -1,0 +1,236 @@
+"""The `BNScope` Keras callback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras
+
+from bnscope.exact_gradients import StepGradientNorms
+from bnscope.observer import Observer
+from bnscope.train_tap import TrainFunctionTap, requested_training
+
+# With `every_n_steps=None`, probes are spaced so their process CPU time stays
+# within this fraction of training's (DESIGN target: ≤ 3% overhead).
+DEFAULT_OVERHEAD_BUDGET = 0.02
+# Never probe more often than this when spacing by budget: a very fast probe
+# should not flood the logs.
+MIN_AUTO_INTERVAL = 10
+
+
+class BNScope(keras.callbacks.Callback):
+    """Records per-layer training diagnostics as TensorBoard events.
+
+    Every few steps (and at epoch ends) bnscope measures the model on a fixed
+    probe batch: activation statistics of every leaf layer, gradient and weight
+    norms, BatchNormalization drift against its moving statistics, and the
+    gap between training- and inference-mode outputs. The probe is compiled
+    and side-effect free: with or without `BNScope`, the same seed gives
+    bit-identical weights. Read the run with `bnscope summarize LOGDIR` or
+    `tensorboard --logdir LOGDIR`.
+
+    Tags written to `<log_dir>/bnscope/` (all documented in `docs/tags.md`):
+    `act_{mean,std,min,max,zero_frac,dead_frac,saturated_frac,nonfinite}/<layer>`,
+    `act_hist/<layer>`, `grad_norm/<layer>`, `grad_var_norm/<layer>:<var>`,
+    `weight_norm/<layer>`, `update_ratio/<layer>`, `bn_*/<layer>`,
+    `gap_rel_l2/<output>`, `gap_argmax_agreement/<output>`, `input_*/<input>`,
+    `loss/model`, `grad_global_norm/model`, and with `exact_gradients=True`
+    `step_grad_norm/<layer>` and `step_grad_global_norm/model`.
+
+    Args:
+        log_dir: Directory of TensorBoard logs, as for
+            `keras.callbacks.TensorBoard`. Defaults to `"logs"`.
+        every_n_steps: Probe every this many training steps (and at every
+            epoch end). Defaults to `None`: probes are spaced by measured cost
+            so they take at most `overhead_budget` of training's CPU time.
+        probe_data: `x`, `(x, y)` or `(x, y, sample_weight)` to probe on.
+            Defaults to `None`: the first training batch of each `fit`.
+        histogram_every_n_probes: Write activation histograms every this many
+            probes; 0 disables them. Defaults to `10`.
+        exact_gradients: Also record the exact gradient norms of every
+            training step, by wrapping the optimizer's `apply`. Defaults to
+            `False`.
+        overhead_budget: Fraction of training CPU time probes may use when
+            `every_n_steps` is `None`. Defaults to `0.02`.
+        strict: Raise diagnostic errors instead of warning once and going on.
+            Defaults to `False`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope()])
+    # then: bnscope summarize logs
+    ```
+    """
+
+    def __init__(
+        self,
+        log_dir: str = "logs",
+        every_n_steps: int | None = None,
+        probe_data: Any = None,
+        histogram_every_n_probes: int = 10,
+        exact_gradients: bool = False,
+        overhead_budget: float = DEFAULT_OVERHEAD_BUDGET,
+        strict: bool = False,
+    ):
+        super().__init__()
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "BNScope needs the TensorFlow backend. "
+                f"Received: keras.backend.backend()={keras.backend.backend()!r}"
+            )
+        if every_n_steps is not None and (
+            not isinstance(every_n_steps, int) or every_n_steps < 1
+        ):
+            raise ValueError(
+                "`every_n_steps` must be a positive integer or None. "
+                f"Received: every_n_steps={every_n_steps!r}"
+            )
+        if not 0 < overhead_budget < 1:
+            raise ValueError(
+                "`overhead_budget` must be between 0 and 1. "
+                f"Received: overhead_budget={overhead_budget!r}"
+            )
+        if histogram_every_n_probes < 0:
+            raise ValueError(
+                "`histogram_every_n_probes` must be >= 0. "
+                f"Received: histogram_every_n_probes={histogram_every_n_probes!r}"
+            )
+        self.log_dir = log_dir
+        self.every_n_steps = every_n_steps
+        self.probe_data = _as_batch(probe_data) if probe_data is not None else None
+        self.histogram_every_n_probes = histogram_every_n_probes
+        self.exact_gradients = exact_gradients
+        self.overhead_budget = overhead_budget
+        self.strict = strict
+        self.observer: Observer | None = None
+        self._tap: TrainFunctionTap | None = None
+        self._step_norms: StepGradientNorms | None = None
+        self._batch = self.probe_data
+        self._last_probe_step = -1
+        self._train_cpu = 0.0
+        self._probe_cpu: float | None = None
+        self._mark = 0.0
+
+    # -- Keras hooks ---------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        if self.observer is None or self.observer.model is not self.model:
+            self.observer = Observer(
+                self.model,
+                self.log_dir,
+                histogram_every_n_probes=self.histogram_every_n_probes,
+                strict=self.strict,
+                config={
+                    "every_n_steps": self.every_n_steps,
+                    "overhead_budget": self.overhead_budget,
+                    "exact_gradients": self.exact_gradients,
+                    "probe_data": "given"
+                    if self.probe_data is not None
+                    else "first batch",
+                },
+            )
+        observer = self.observer
+        self._batch = self.probe_data
+        self._last_probe_step = -1
+        self._train_cpu = 0.0
+        self._probe_cpu = None
+        params = self.params or {}
+        observer.start_fit(
+            steps_per_epoch=params.get("steps"),
+            epochs=params.get("epochs"),
+        )
+        with observer._guard("setting up observation"):
+            hooks = observer.hooks
+            observer.set_requested_training(requested_training(self.model, hooks))
+            if self.exact_gradients and self._step_norms is None:
+                self._step_norms = StepGradientNorms(self.model, hooks)
+                self._step_norms.install()
+            self._tap = TrainFunctionTap(
+                self.model,
+                hooks,
+                on_batch=self._set_batch if self.probe_data is None else None,
+                on_trace=observer.record_training_modes,
+                guard=observer._guard,
+            )
+            self._tap.install()
+        self._mark = time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.process_time()
+        self._train_cpu += now - self._mark
+        step = self._step()
+        if self._due(step):
+            self._probe(step)
+        self._mark = time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self._step()
+        if step != self._last_probe_step and (
+            self.every_n_steps is not None or self._due(step)
+        ):
+            self._probe(step)
+        self._mark = time.process_time()
+
+    def on_train_end(self, logs=None):
+        self._cleanup()
+
+    # -- Internals -------------------------------------------------------------------
+    def _set_batch(self, batch: tuple) -> None:
+        self._batch = batch
+
+    def _step(self) -> int:
+        iterations = getattr(self.model.optimizer, "iterations", None)
+        try:
+            return int(iterations.numpy())
+        except AttributeError:
+            return self._last_probe_step + 1
+
+    def _due(self, step: int) -> bool:
+        if self._batch is None or step == self._last_probe_step:
+            return False
+        if self._last_probe_step < 0:
+            return True  # first step of the fit: a baseline
+        if self.every_n_steps is not None:
+            return (
+                step // self.every_n_steps
+                != self._last_probe_step // self.every_n_steps
+            )
+        if step - self._last_probe_step < MIN_AUTO_INTERVAL:
+            return False
+        if self._probe_cpu is None:
+            return True  # measure the steady-state cost once
+        return self._train_cpu * self.overhead_budget >= self._probe_cpu
+
+    def _probe(self, step: int) -> None:
+        start = time.process_time()
+        x, y, sample_weight = self._batch
+        extra = None
+        if self._step_norms is not None:
+            with self.observer._guard("exact gradient norms"):
+                extra = self._step_norms.read()
+        self.observer.observe(step, x, y, sample_weight, extra_scalars=extra)
+        cost = time.process_time() - start
+        # A probe that traced is not representative; budget by steady state.
+        if not self.observer.last_probe_traced:
+            previous = self._probe_cpu
+            self._probe_cpu = cost if previous is None else 0.5 * (previous + cost)
+        self._last_probe_step = step
+        self._train_cpu = 0.0
+
+    def _cleanup(self) -> None:
+        if self._tap is not None:
+            self._tap.remove()
+            self._tap = None
+        if self._step_norms is not None:
+            with self.observer._guard("removing the optimizer wrapper"):
+                self._step_norms.remove()
+            self._step_norms = None
+        if self.observer is not None:
+            self.observer.close()
+
+
+def _as_batch(data: Any) -> tuple:
+    if isinstance(data, tuple) and 1 <= len(data) <= 3:
+        return keras.utils.unpack_x_y_sample_weight(data)
+    return (data, None, None)

@@ -1,0 +1,108 @@
+"""What bnscope knows about a layer without running it: kind, activation, config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+# Layers whose sub-layers run inside a loop or a vectorized map: their inner
+# tensors cannot be observed from outside, so the wrapper is the leaf.
+OPAQUE_LAYERS: tuple[type, ...] = (
+    keras.layers.RNN,
+    keras.layers.Bidirectional,
+    keras.layers.TimeDistributed,
+)
+
+# Activation layers whose class names their function.
+_ACTIVATION_LAYER_NAMES = {
+    "ReLU": "relu",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "ELU": "elu",
+    "Softmax": "softmax",
+}
+
+_NORMALIZATION_KINDS = {
+    "BatchNormalization": "batch",
+    "SyncBatchNormalization": "batch",
+    "LayerNormalization": "layer",
+    "GroupNormalization": "group",
+    "RMSNormalization": "rms",
+    "UnitNormalization": "other",
+    "SpectralNormalization": "other",
+}
+
+
+def is_batch_norm(layer: keras.layers.Layer) -> bool:
+    """True for Keras' BatchNormalization, bnscope's, and look-alikes."""
+    return all(
+        hasattr(layer, name) for name in ("moving_mean", "moving_variance", "momentum")
+    )
+
+
+def normalization_kind(layer: keras.layers.Layer) -> str | None:
+    """`batch`, `layer`, `group`, `rms`, `other`, or `None` if not a normalization."""
+    if is_batch_norm(layer):
+        return "batch"
+    for cls in type(layer).__mro__:
+        if cls.__name__ in _NORMALIZATION_KINDS:
+            return _NORMALIZATION_KINDS[cls.__name__]
+    return None
+
+
+def activation_name(layer: keras.layers.Layer) -> str | None:
+    """Name of the layer's activation, `"linear"` if none, `None` if not applicable."""
+    for cls in type(layer).__mro__:
+        if cls.__name__ in _ACTIVATION_LAYER_NAMES:
+            return _ACTIVATION_LAYER_NAMES[cls.__name__]
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        return activation
+    name = getattr(activation, "__name__", None) or type(activation).__name__
+    return name.lower()
+
+
+def channel_axes(layer: keras.layers.Layer) -> list[int]:
+    axis = getattr(layer, "axis", -1)
+    return list(axis) if isinstance(axis, (list, tuple)) else [int(axis)]
+
+
+def normalization_config(layer: keras.layers.Layer) -> dict[str, Any] | None:
+    """The normalization settings the CLI reasons about, JSON-ready."""
+    kind = normalization_kind(layer)
+    if kind is None:
+        return None
+    config: dict[str, Any] = {
+        "kind": kind,
+        "axis": channel_axes(layer),
+        "epsilon": _float_or_none(getattr(layer, "epsilon", None)),
+        "center": getattr(layer, "center", None),
+        "scale": getattr(layer, "scale", None),
+    }
+    if kind == "batch":
+        config["momentum"] = _float_or_none(layer.momentum)
+        config["channels"] = int(layer.moving_mean.shape[0]) if layer.built else None
+    return config
+
+
+def parameter_count(layer: keras.layers.Layer) -> int:
+    return int(sum(_size(v) for v in layer.weights))
+
+
+def uses_bias(layer: keras.layers.Layer) -> bool | None:
+    use_bias = getattr(layer, "use_bias", None)
+    return bool(use_bias) if use_bias is not None else None
+
+
+def _size(variable) -> int:
+    size = 1
+    for dim in variable.shape:
+        size *= int(dim)
+    return size
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)

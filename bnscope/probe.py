@@ -1,0 +1,318 @@
+"""The compiled, side-effect-free probe that measures a model on one batch.
+
+One call runs the model in training mode under a `GradientTape` and in
+inference mode on the same batch, with every leaf layer hooked, and returns
+every statistic as one vector (one device-to-host copy). It runs inside a
+`keras.StatelessScope` mapping all non-trainable variables to their current
+values, so BatchNormalization moving statistics, dropout seeds and metric
+states are left bit-identical: observing never changes what the model learns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops, tree
+
+from bnscope import layer_info, tags
+from bnscope.hooks import LayerCall, LayerHooks, Recording
+from bnscope.stats import activations, gradients, normalization
+
+LossFn = Callable[[Any, Any, Any, Any], Any]  # (x, y, y_pred, sample_weight) -> loss
+
+
+@dataclass
+class ProbeResult:
+    """What one probe measured, as host values."""
+
+    scalars: dict[str, float]
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class TraceInfo:
+    """What the first trace learned about the model (for the metadata)."""
+
+    calls: list[LayerCall]
+    output_names: list[str]
+    classifier_outputs: list[bool]
+    input_names: list[str]
+    gradients_skipped: str | None = None
+
+
+class Probe:
+    """Builds and runs the compiled probe for one model.
+
+    Args:
+        model: The Keras model.
+        hooks: Its `LayerHooks`.
+        loss_fn: `(x, y, y_pred, sample_weight) -> loss`. Defaults to the
+            model's compiled loss (`model.compute_loss`).
+    """
+
+    def __init__(
+        self, model: keras.Model, hooks: LayerHooks, loss_fn: LossFn | None = None
+    ):
+        self.model = model
+        self.hooks = hooks
+        self.traces = 0
+        self.loss_fn = loss_fn or self._compiled_loss
+        self.info: TraceInfo | None = None
+        self._scalar_tags: list[str] = []
+        self._histogram_tags: list[str] = []
+        self._trainable = list(model.trainable_variables)
+        # Snapshots for ‖Δw‖/‖w‖ and BN moving-statistic change between probes.
+        self._weight_snapshot = [
+            tf.Variable(v.value, trainable=False) for v in self._trainable
+        ]
+        self._bn_layers = [
+            layer for _, layer in self.hooks.layers if layer_info.is_batch_norm(layer)
+        ]
+        self._bn_snapshot = {
+            id(layer): [
+                tf.Variable(layer.moving_mean.value, trainable=False),
+                tf.Variable(layer.moving_variance.value, trainable=False),
+            ]
+            for layer in self._bn_layers
+        }
+        self._function = tf.function(self._measure, reduce_retracing=True)
+
+    def __call__(
+        self, x, y=None, sample_weight=None, with_histograms: bool = False
+    ) -> ProbeResult:
+        scalars, histograms = self._function(x, y, sample_weight, with_histograms)
+        values = scalars.numpy().tolist()
+        result = ProbeResult(dict(zip(self._scalar_tags, values)))
+        if with_histograms:
+            for tag, (edges, counts) in zip(self._histogram_tags, histograms):
+                result.histograms[tag] = (edges.numpy(), counts.numpy())
+        return result
+
+    def _compiled_loss(self, x, y, y_pred, sample_weight):
+        return self.model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+
+    # Everything below runs while tracing.
+    def _measure(self, x, y, sample_weight, with_histograms: bool):
+        self.traces += 1
+        model = self.model
+        state = [(v, v.value) for v in model.non_trainable_variables]
+        gradients_skipped = None
+        with keras.StatelessScope(state_mapping=state):
+            with tf.GradientTape() as tape:
+                with self.hooks.recording() as train:
+                    y_pred = model(x, training=True)
+                try:
+                    loss = self.loss_fn(x, y, y_pred, sample_weight)
+                except Exception as error:
+                    loss = None
+                    gradients_skipped = f"{type(error).__name__}: {error}"
+                scaled = None if loss is None else self._scale(loss)
+            grads = [None] * len(self._trainable)
+            if scaled is not None:
+                grads = tape.gradient(scaled, self._trainable)
+                grads = [None if g is None else self._unscale(g) for g in grads]
+            with self.hooks.recording() as inference:
+                y_infer = model(x, training=False)
+
+        values: dict[str, Any] = {}
+        self._record_inputs(values, x)
+        self._record_layers(values, train, inference, grads)
+        outputs = self._record_outputs(values, y_pred, y_infer)
+        if loss is not None:
+            loss = ops.cast(loss, "float32")
+            values[tags.LOSS.tag()] = loss
+            values[tags.LOSS_NONFINITE.tag()] = ops.cast(
+                ops.logical_not(ops.isfinite(loss)), "float32"
+            )
+        present = [g for g in grads if g is not None]
+        if present:
+            values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.l2_norm(present)
+
+        histograms = []
+        self._histogram_tags = []
+        if with_histograms:
+            for call in train.calls:
+                if call.outputs is not None:
+                    self._histogram_tags.append(tags.ACT_HIST.tag(call.name))
+                    histograms.append(activations.histogram(call.outputs))
+
+        # Snapshots are ours, not the model's; update them after the scope.
+        for snapshot, variable in zip(self._weight_snapshot, self._trainable):
+            snapshot.assign(variable.value)
+        for layer in self._bn_layers:
+            mean, variance = self._bn_snapshot[id(layer)]
+            mean.assign(layer.moving_mean.value)
+            variance.assign(layer.moving_variance.value)
+
+        self._scalar_tags = list(values)
+        if self.info is None:
+            self.info = TraceInfo(
+                calls=train.calls,
+                output_names=outputs[0],
+                classifier_outputs=outputs[1],
+                input_names=self._input_names(x),
+                gradients_skipped=gradients_skipped,
+            )
+        stacked = ops.stack([ops.cast(v, "float32") for v in values.values()])
+        return stacked, histograms
+
+    def _scale(self, loss):
+        optimizer = getattr(self.model, "optimizer", None)
+        scale = getattr(optimizer, "dynamic_scale", None)
+        return loss if scale is None else loss * ops.cast(scale, loss.dtype)
+
+    def _unscale(self, gradient):
+        optimizer = getattr(self.model, "optimizer", None)
+        scale = getattr(optimizer, "dynamic_scale", None)
+        return gradient if scale is None else gradient / ops.cast(scale, gradient.dtype)
+
+    def _input_names(self, x) -> list[str]:
+        flat = tree.flatten(x)
+        names = [
+            _input_layer_name(t) for t in getattr(self.model, "inputs", None) or []
+        ]
+        if isinstance(x, dict):
+            names = sorted(x)
+        if len(names) != len(flat) or not all(names):
+            names = (
+                ["input"]
+                if len(flat) == 1
+                else [f"input_{i}" for i in range(len(flat))]
+            )
+        return [str(n).split(":")[0] for n in names]
+
+    def _record_inputs(self, values: dict, x) -> None:
+        for name, tensor in zip(self._input_names(x), tree.flatten(x)):
+            for metric, value in activations.input_stats(tensor).items():
+                values[f"{metric}/{name}"] = value
+
+    def _record_layers(
+        self, values: dict, train: Recording, inference: Recording, grads
+    ) -> None:
+        grads_by_variable = {id(v): g for v, g in zip(self._trainable, grads)}
+        weights_by_variable = {
+            id(v): s for v, s in zip(self._trainable, self._weight_snapshot)
+        }
+        owned: set[int] = set()
+        inference_calls = inference.by_name()
+        for call in train.calls:
+            layer = call.layer
+            if call.outputs is not None:
+                for metric, value in activations.activation_stats(
+                    call.outputs, layer_info.activation_name(layer)
+                ).items():
+                    values[f"{metric}/{call.name}"] = value
+            variables = [v for v in layer.trainable_variables if id(v) not in owned]
+            owned.update(id(v) for v in variables)
+            self._record_variables(
+                values, call.name, variables, grads_by_variable, weights_by_variable
+            )
+            kind = layer_info.normalization_kind(layer)
+            if kind == "batch":
+                self._record_batch_norm(values, call, inference_calls.get(call.name))
+            elif kind is not None and call.inputs is not None:
+                stats = normalization.norm_layer_stats(
+                    call.inputs,
+                    getattr(layer, "gamma", None),
+                    getattr(layer, "beta", None),
+                )
+                for metric, value in stats.items():
+                    values[f"{metric}/{call.name}"] = value
+        # Variables a subclassed model owns directly, outside any layer.
+        rest = [v for v in self._trainable if id(v) not in owned]
+        if rest:
+            self._record_variables(
+                values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
+            )
+
+    @staticmethod
+    def _record_variables(
+        values, subject, variables, grads_by_variable, weights_by_variable
+    ) -> None:
+        if not variables:
+            return
+        layer_grads = [grads_by_variable[id(v)] for v in variables]
+        if all(g is not None for g in layer_grads):
+            for metric, value in gradients.layer_gradient_stats(layer_grads).items():
+                values[f"{metric}/{subject}"] = value
+            for variable, grad in zip(variables, layer_grads):
+                var_subject = tags.variable_subject(subject, variable.name)
+                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.l2_norm([grad])
+        previous = [weights_by_variable[id(v)] for v in variables]
+        stats = gradients.layer_weight_stats([v.value for v in variables], previous)
+        for metric, value in stats.items():
+            values[f"{metric}/{subject}"] = value
+
+    def _record_batch_norm(
+        self, values, call: LayerCall, inference_call: LayerCall | None
+    ) -> None:
+        layer = call.layer
+        if call.inputs is None:
+            return
+        if call.batch_mean is not None and call.batch_variance is not None:
+            batch_mean, batch_variance = call.batch_mean, call.batch_variance
+        else:
+            batch_mean, batch_variance = normalization.batch_statistics(
+                call.inputs, layer_info.channel_axes(layer)
+            )
+        stats = normalization.bn_drift_stats(
+            batch_mean,
+            batch_variance,
+            layer.moving_mean.value,
+            layer.moving_variance.value,
+            float(layer.epsilon),
+        )
+        mean, variance = self._bn_snapshot[id(layer)]
+        stats.update(
+            normalization.moving_change(
+                [layer.moving_mean.value, layer.moving_variance.value], [mean, variance]
+            )
+        )
+        if inference_call is not None and inference_call.outputs is not None:
+            stats[tags.BN_GAP.name] = normalization.relative_l2(
+                call.outputs, inference_call.outputs
+            )
+        for metric, value in stats.items():
+            values[f"{metric}/{call.name}"] = value
+
+    def _record_outputs(self, values, y_pred, y_infer) -> tuple[list[str], list[bool]]:
+        flat_train = tree.flatten(y_pred)
+        flat_infer = tree.flatten(y_infer)
+        names = list(getattr(self.model, "output_names", None) or [])
+        if isinstance(y_pred, dict):
+            names = sorted(y_pred)
+        if len(names) != len(flat_train):
+            names = (
+                ["output"]
+                if len(flat_train) == 1
+                else [f"output_{i}" for i in range(len(flat_train))]
+            )
+        classifiers = [_looks_like_classifier(t) for t in flat_train]
+        for name, train, infer, classifier in zip(
+            names, flat_train, flat_infer, classifiers
+        ):
+            for metric, value in normalization.output_gap_stats(
+                train, infer, classifier
+            ).items():
+                values[f"{metric}/{name}"] = value
+        return names, classifiers
+
+
+def _input_layer_name(tensor) -> str | None:
+    """The name of the `Input` layer behind a symbolic model input."""
+    history = getattr(tensor, "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    return getattr(operation, "name", None)
+
+
+def _looks_like_classifier(output) -> bool:
+    """A `(batch, classes)` output with at least two classes."""
+    shape = output.shape
+    return len(shape) == 2 and shape[-1] is not None and shape[-1] >= 2
