@@ -80,7 +80,11 @@ class Probe:
             ]
             for layer in self._bn_layers
         }
-        self._function = tf.function(self._measure, reduce_retracing=True)
+        # AutoGraph is not needed (no tensor-dependent Python control flow) and
+        # converting Keras internals would dominate the one-time trace cost.
+        self._function = tf.function(
+            self._measure, autograph=False, reduce_retracing=True
+        )
 
     def __call__(
         self, x, y=None, sample_weight=None, with_histograms: bool = False

@@ -1,0 +1,312 @@
+"""The BNScope callback: tags per model kind, no perturbation, isolation, capture."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnscope import BNScope, tags
+from tests import eventdata, models
+
+RUN = tags.RUN_DIRNAME
+
+
+def fit(model, tmp_path, epochs=2, batch_size=16, **kwargs):
+    x, y = models.data()
+    callback = BNScope(log_dir=str(tmp_path), every_n_steps=2, **kwargs)
+    model.fit(
+        x, y, batch_size=batch_size, epochs=epochs, callbacks=[callback], verbose=0
+    )
+    return os.path.join(tmp_path, RUN), callback
+
+
+EXPECTED_LAYERS = {
+    "sequential": ["dense", "batch_normalization", "activation", "dropout", "dense_1"],
+    "functional": ["hidden", "bn", "probs"],
+    "nested": ["encoder/dense", "encoder/batch_normalization", "head"],
+    "subclassed": ["dense", "batch_normalization", "dense_1"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(models.BUILDERS))
+def test_tags_written_for_each_model_kind(kind, tmp_path):
+    keras.backend.clear_session()  # deterministic auto names
+    run, _ = fit(models.compiled(models.BUILDERS[kind]), tmp_path)
+    meta = eventdata.metadata(run)
+    names = [layer["name"] for layer in meta["layers"]]
+    assert names == EXPECTED_LAYERS[kind]  # depth (call) order
+    assert [layer["depth"] for layer in meta["layers"]] == list(range(len(names)))
+    assert eventdata.tags_of(run, tags.ACT_STD) == set(names)
+    weighted = {n for n in names if not n.startswith(("activation", "dropout"))}
+    assert eventdata.tags_of(run, tags.GRAD_NORM) == weighted
+    bn = {n for n in names if "batch_normalization" in n or n == "bn"}
+    assert eventdata.tags_of(run, tags.BN_MEAN_SHIFT) == bn
+    assert eventdata.tags_of(run, tags.BN_GAP) == bn
+    assert eventdata.tags_of(run, tags.BN_TRAINING_MODE) == bn
+    scalars = eventdata.scalars(run)
+    for metric in (tags.LOSS, tags.GRAD_GLOBAL_NORM):
+        assert metric.tag() in scalars
+    assert eventdata.tags_of(run, tags.GAP_ARGMAX_AGREEMENT)
+    assert eventdata.tags_of(run, tags.INPUT_MEAN)
+    # 64 samples / 16 = 4 steps per epoch, 2 epochs: probes at 1, 2, 4, 6, 8.
+    assert [step for step, _ in scalars[tags.LOSS.tag()]] == [1, 2, 4, 6, 8]
+    assert meta["batch_size"] == 16
+    assert all(
+        layer["normalization"]["training_mode"]
+        for layer in meta["layers"]
+        if layer["name"] in bn
+    )
+
+
+def test_tensorboard_loads_the_run(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run, _ = fit(models.compiled(models.functional), tmp_path)
+    accumulator = event_accumulator.EventAccumulator(
+        run, size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
+    )
+    accumulator.Reload()
+    ours = eventdata.scalars(run)
+    loaded = accumulator.Tags()
+    assert set(loaded["scalars"]) == set(ours)
+    for tag, series in ours.items():
+        theirs = accumulator.Scalars(tag)
+        assert [e.step for e in theirs] == [step for step, _ in series]
+        assert [e.value for e in theirs] == pytest.approx([v for _, v in series])
+    assert tags.METADATA_TAG in loaded["tensors"]
+    assert tags.CUSTOM_SCALARS_TAG in loaded["tensors"]
+    assert any(tag.startswith("act_hist/") for tag in loaded["tensors"])
+
+    # TensorBoard's own plugin-aware loader, as the dashboard uses it.
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    plugin = plugin_event_accumulator.EventAccumulator(
+        run, size_guidance={"tensors": 0}
+    )
+    plugin.Reload()
+    content = plugin.PluginTagToContent("custom_scalars")
+    assert tags.CUSTOM_SCALARS_TAG in content
+    assert "act_hist/hidden" in plugin.PluginTagToContent("histograms")
+    hist = tf.make_ndarray(plugin.Tensors("act_hist/hidden")[0].tensor_proto)
+    assert (
+        hist.shape[1] == 3 and hist[:, 2].sum() == 16 * 16
+    )  # batch 16 x 16 units, all binned
+
+
+def _trained_weights(callbacks, jit_compile=False):
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(7)
+    model = models.sequential()  # BN + Dropout: RNG and moving stats in play
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile)
+    x, y = models.data(n=96)
+    model.fit(
+        x, y, batch_size=16, epochs=2, callbacks=callbacks, verbose=0, shuffle=True
+    )
+    return [w.numpy() for w in model.weights]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"every_n_steps": 1, "exact_gradients": True}],
+    ids=["defaults", "every-step-exact-gradients"],
+)
+def test_same_seed_gives_bit_identical_weights(settings, tmp_path):
+    plain = _trained_weights([])
+    observed = _trained_weights(
+        [BNScope(log_dir=str(tmp_path), strict=True, **settings)]
+    )
+    assert len(plain) == len(observed)
+    for a, b in zip(plain, observed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_failure_in_diagnostics_warns_once_and_training_goes_on(tmp_path, monkeypatch):
+    from bnscope.stats import activations
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("statistic exploded")
+
+    monkeypatch.setattr(activations, "activation_stats", broken)
+    plain = _trained_weights([])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        observed = _trained_weights([BNScope(log_dir=str(tmp_path), every_n_steps=1)])
+    ours = [w for w in caught if "bnscope" in str(w.message)]
+    assert len(ours) == 1
+    assert "statistic exploded" in str(ours[0].message)
+    assert "skipped" in str(ours[0].message)
+    for a, b in zip(plain, observed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_strict_mode_raises(tmp_path, monkeypatch):
+    from bnscope.stats import activations
+
+    monkeypatch.setattr(activations, "activation_stats", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        fit(models.compiled(models.sequential), tmp_path, strict=True)
+
+
+def _first_batch_mean(run):
+    scalars = eventdata.scalars(run)
+    (tag,) = [t for t in scalars if t.startswith("input_mean/")]
+    return scalars[tag][0][1]
+
+
+def test_probe_batch_captured_from_numpy_arrays(tmp_path):
+    x, y = models.data()
+    model = models.compiled(models.functional)
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[BNScope(log_dir=str(tmp_path), every_n_steps=2)],
+    )
+    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(x[:16].mean(), abs=1e-6)
+
+
+def test_probe_batch_captured_from_dataset(tmp_path):
+    x, y = models.data()
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (x[::-1].copy(), y[::-1].copy())
+    ).batch(8)
+    model = models.compiled(models.functional)
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[BNScope(log_dir=str(tmp_path))])
+    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(
+        x[::-1][:8].mean(), abs=1e-6
+    )
+    assert eventdata.metadata(tmp_path / RUN)["batch_size"] == 8
+
+
+def test_probe_batch_captured_from_generator_without_stealing_batches(tmp_path):
+    x, y = models.data()
+
+    def batches():
+        for start in range(0, 64, 16):
+            yield x[start : start + 16] + 1.0, y[start : start + 16]
+
+    def train(callbacks):
+        tf.config.experimental.enable_op_determinism()
+        model = models.compiled(models.functional, seed=3)
+        history = model.fit(batches(), epochs=1, verbose=0, callbacks=callbacks)
+        return model, history
+
+    plain, _ = train([])
+    observed, history = train([BNScope(log_dir=str(tmp_path))])
+    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(
+        x[:16].mean() + 1.0, abs=1e-6
+    )
+    for a, b in zip(plain.weights, observed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Same number of optimizer steps: no batch was stolen for the probe.
+    assert observed.optimizer.iterations.numpy() == plain.optimizer.iterations.numpy()
+
+
+def test_probe_data_argument_overrides_capture(tmp_path):
+    x, y = models.data()
+    probe_x = np.full((5, 8), 2.0, "float32")
+    model = models.compiled(models.functional)
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[BNScope(log_dir=str(tmp_path), probe_data=(probe_x, y[:5]))],
+    )
+    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(2.0)
+
+
+def test_hooks_removed_and_model_saves_after_training(tmp_path):
+    model = models.compiled(models.nested)
+    _, callback = fit(model, tmp_path)
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        assert "call" not in layer.__dict__
+    assert model.train_function.__name__ == "function"  # Keras' own again
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    x, _ = models.data(n=4)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
+def test_hooks_removed_when_training_fails(tmp_path):
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("user callback failed")
+
+    model = models.compiled(models.sequential)
+    x, y = models.data()
+    with pytest.raises(RuntimeError, match="user callback failed"):
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[BNScope(log_dir=str(tmp_path)), Boom()],
+        )
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        assert "call" not in layer.__dict__
+    model.fit(x, y, epochs=1, verbose=0)  # the model still trains normally
+
+
+def test_reused_across_fits_continues_the_step_counter(tmp_path):
+    model = models.compiled(models.functional)
+    x, y = models.data()
+    callback = BNScope(log_dir=str(tmp_path), every_n_steps=2)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    steps = [s for s, _ in eventdata.scalars(tmp_path / RUN)[tags.LOSS.tag()]]
+    assert steps == [1, 2, 4, 5, 6, 8]
+    assert len(os.listdir(tmp_path / RUN)) == 2  # one file per fit, same run
+
+
+def test_exact_gradients_match_gradient_tape(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = models.functional()
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    x, y = models.data(n=16)
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[BNScope(log_dir=str(tmp_path), exact_gradients=True)],
+    )
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    expected = np.sqrt(sum(float(tf.reduce_sum(g * g)) for g in grads))
+    scalars = eventdata.scalars(tmp_path / RUN)
+    assert scalars[tags.STEP_GRAD_GLOBAL_NORM.tag()][0][1] == pytest.approx(
+        expected, rel=1e-5
+    )
+    # The probe ran on the same batch and weights: its gradient agrees too.
+    assert scalars[tags.GRAD_GLOBAL_NORM.tag()][0][1] == pytest.approx(
+        expected, rel=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"every_n_steps": 0}, "Received: every_n_steps=0"),
+        ({"overhead_budget": 2}, "Received: overhead_budget=2"),
+        ({"histogram_every_n_probes": -1}, "Received: histogram_every_n_probes=-1"),
+    ],
+)
+def test_invalid_arguments_echo_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BNScope(**kwargs)
