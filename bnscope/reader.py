@@ -1,0 +1,605 @@
+"""Reads bnscope runs back from TensorBoard event files, without TensorFlow.
+
+Event files are TFRecord-framed `Event` protos (`bnscope.tfrecord`). This
+module checks every record's masked CRC32C, skips and counts a corrupt record
+instead of giving up on the rest of the file, tolerates a truncated tail (a
+run still training), merges the several files of a resumed run, and returns
+frozen dataclasses for the rules and the report.
+
+The run layout follows TensorBoard: a run is any directory that directly holds
+`*tfevents*` files, named by its path relative to LOGDIR. When LOGDIR itself
+holds event files, that run is named after LOGDIR's basename.
+
+Scalars are decoded in bulk: consecutive events of one run almost always carry
+the same tags in the same order, so each distinct tag layout is decoded once
+and later events only contribute a row of values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from tensorboard.compat.proto import event_pb2
+
+from bnscope import tags
+from bnscope.tfrecord import FramingReport, iter_records
+
+EVENT_FILE_MARKER = "tfevents"
+_FILE_TIMESTAMP = re.compile(r"tfevents\.(\d+)")
+# Metrics whose values are scalars (histograms are tensors the rules do not use).
+_SCALAR_METRICS = frozenset(
+    metric.name for metric in tags.ALL_METRICS if metric is not tags.ACT_HIST
+)
+
+
+class ReaderError(Exception):
+    """The input cannot be used at all; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """The values of one tag over training steps, sorted by step.
+
+    Args:
+        steps: Training steps, increasing, `int64`.
+        values: The value at each step, `float64` (NaN/Inf kept as written).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last(self) -> float:
+        return float(self.values[-1])
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One observed layer, as the callback's metadata describes it.
+
+    Every field but `name` and `depth` may be `None` when the metadata is
+    missing or comes from an older or newer writer.
+    """
+
+    name: str
+    depth: int
+    class_name: str | None = None
+    activation: str | None = None
+    params: int | None = None
+    trainable: bool | None = None
+    use_bias: bool | None = None
+    inputs_from: tuple[str, ...] = ()
+    normalization: Mapping[str, Any] | None = None
+
+    @property
+    def normalization_kind(self) -> str | None:
+        return None if self.normalization is None else self.normalization.get("kind")
+
+    @property
+    def is_batch_norm(self) -> bool:
+        return self.normalization_kind == "batch"
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    """What reading a run had to skip, so the report can say so."""
+
+    files: int = 0
+    records: int = 0
+    scalars: int = 0
+    corrupt_records: int = 0
+    skipped_bytes: int = 0
+    undecodable_events: int = 0
+    truncated_files: tuple[str, ...] = ()
+    empty_files: tuple[str, ...] = ()
+    unreadable_files: tuple[str, ...] = ()
+    garbage_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything bnscope recorded in one run directory.
+
+    Args:
+        name: Path relative to LOGDIR (`"bnscope"`, `"exp1/bnscope"`).
+        path: The run directory.
+        scalars: Tag to `Series`, for every bnscope scalar tag.
+        metadata: The latest `bnscope/metadata` JSON, or `None`.
+        layers: Observed layers in depth (call) order.
+        stats: Counts of what was read and skipped.
+        notes: One line per problem met while reading, for the report.
+    """
+
+    name: str
+    path: str
+    scalars: Mapping[str, Series]
+    metadata: Mapping[str, Any] | None
+    layers: tuple[LayerInfo, ...]
+    stats: ReadStats
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_bnscope(self) -> bool:
+        return bool(self.scalars) or self.metadata is not None
+
+    @property
+    def steps(self) -> tuple[int, int] | None:
+        """First and last step with a scalar, or `None` without scalars."""
+        if not self.scalars:
+            return None
+        first = min(int(s.steps[0]) for s in self.scalars.values() if len(s))
+        last = max(int(s.steps[-1]) for s in self.scalars.values() if len(s))
+        return first, last
+
+    @property
+    def probe_steps(self) -> np.ndarray:
+        """Every step at which any scalar was recorded."""
+        if not self.scalars:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([s.steps for s in self.scalars.values()]))
+
+    def series(self, metric: tags.Metric | str, subject: str) -> Series | None:
+        """The series of `metric` for `subject` (a layer, input, ...), if any."""
+        name = metric if isinstance(metric, str) else metric.name
+        return self.scalars.get(f"{name}/{subject}")
+
+    def subjects(self, metric: tags.Metric | str) -> list[str]:
+        """Subjects that have a series of `metric`, in tag order."""
+        prefix = (metric if isinstance(metric, str) else metric.name) + "/"
+        return [tag[len(prefix) :] for tag in self.scalars if tag.startswith(prefix)]
+
+    def layer(self, name: str) -> LayerInfo | None:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        return None
+
+    @property
+    def model_name(self) -> str | None:
+        model = (self.metadata or {}).get("model")
+        return model.get("name") if isinstance(model, Mapping) else None
+
+    @property
+    def model_class(self) -> str | None:
+        model = (self.metadata or {}).get("model")
+        return model.get("class") if isinstance(model, Mapping) else None
+
+
+@dataclass(frozen=True)
+class Logdir:
+    """The result of scanning LOGDIR.
+
+    Args:
+        path: LOGDIR as given.
+        runs: bnscope runs, sorted by name.
+        other_runs: Names of runs with event files but no bnscope data.
+        notes: Problems met while scanning (e.g. unreadable directories).
+    """
+
+    path: str
+    runs: tuple[Run, ...]
+    other_runs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+# -- Discovery ------------------------------------------------------------------
+
+
+def _list_dir(path: str) -> list[os.DirEntry]:
+    """`os.scandir` as a list; a seam tests use to simulate permission errors."""
+    with os.scandir(path) as entries:
+        return list(entries)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _check_directory(path: str) -> None:
+    if not os.path.exists(path):
+        raise ReaderError(f"no such directory: {path}")
+    if not os.path.isdir(path):
+        raise ReaderError(f"not a directory: {path} (pass the log directory)")
+
+
+def find_run_dirs(logdir: str) -> tuple[list[str], list[str]]:
+    """Lists every directory below `logdir` that directly holds event files.
+
+    Args:
+        logdir: The directory to search recursively. Symbolic links to
+            directories are not followed, so a link loop cannot hang the scan.
+
+    Returns:
+        `(run_dirs, notes)`: the run directories sorted by path, and one note
+        per subdirectory that could not be listed.
+
+    Raises:
+        ReaderError: If `logdir` does not exist, is not a directory, or cannot
+            be listed.
+    """
+    _check_directory(logdir)
+    try:
+        top = _list_dir(logdir)
+    except OSError as error:
+        raise ReaderError(f"cannot read {logdir}: {_reason(error)}") from None
+    run_dirs: list[str] = []
+    notes: list[str] = []
+    pending: list[tuple[str, list[os.DirEntry]]] = [(logdir, top)]
+    while pending:
+        directory, entries = pending.pop()
+        if any(_is_event_file(entry) for entry in entries):
+            run_dirs.append(directory)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                try:
+                    pending.append((entry.path, _list_dir(entry.path)))
+                except OSError as error:
+                    notes.append(f"skipped {entry.path}: {_reason(error)}")
+    return sorted(run_dirs), notes
+
+
+def _is_event_file(entry: os.DirEntry) -> bool:
+    return EVENT_FILE_MARKER in entry.name and not entry.is_dir(follow_symlinks=False)
+
+
+def event_files(run_dir: str) -> list[str]:
+    """Event files of one run, oldest first (by the timestamp in the name)."""
+    names = [e.name for e in _list_dir(run_dir) if _is_event_file(e)]
+    return [os.path.join(run_dir, n) for n in sorted(names, key=_file_order)]
+
+
+def _file_order(name: str) -> tuple[int, str]:
+    match = _FILE_TIMESTAMP.search(name)
+    return (int(match.group(1)) if match else 0, name)
+
+
+def run_name(logdir: str, run_dir: str) -> str:
+    """`run_dir` relative to `logdir`, with `/` separators; LOGDIR's own basename."""
+    relative = os.path.relpath(run_dir, logdir)
+    if relative == os.curdir:
+        return os.path.basename(os.path.abspath(logdir)) or relative
+    return relative.replace(os.sep, "/")
+
+
+# -- Decoding -------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    """One distinct tuple of tags, decoded once and reused for later events."""
+
+    scalar_positions: list[int]
+    scalar_tags: list[str]
+    fast: bool  # every value is a bnscope `simple_value` scalar
+    metadata_position: int | None
+    steps: list[int] = field(default_factory=list)
+    sequence: list[int] = field(default_factory=list)
+    files: list[int] = field(default_factory=list)
+    rows: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class _Accumulator:
+    layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict)
+    metadata: tuple[int, str] | None = None  # (sequence, json text)
+    sequence: int = 0
+    file_min_steps: list[float] = field(default_factory=list)
+    records: int = 0
+    undecodable: int = 0
+
+
+def _new_layout(values) -> _Layout:
+    positions: list[int] = []
+    scalar_tags: list[str] = []
+    metadata_position = None
+    fast = True
+    for index, value in enumerate(values):
+        tag = value.tag
+        if tag == tags.METADATA_TAG:
+            metadata_position = index
+            fast = False
+            continue
+        name, sep, subject = tag.partition("/")
+        if sep and subject and name in _SCALAR_METRICS:
+            positions.append(index)
+            scalar_tags.append(tag)
+            if value.WhichOneof("value") != "simple_value":
+                fast = False
+        else:
+            fast = False
+    return _Layout(positions, scalar_tags, fast, metadata_position)
+
+
+def _scalar_of(value) -> float:
+    """A scalar from a `simple_value` or from a one-element float tensor."""
+    kind = value.WhichOneof("value")
+    if kind == "simple_value":
+        return value.simple_value
+    if kind == "tensor":
+        tensor = value.tensor
+        for repeated in (tensor.float_val, tensor.double_val):
+            if len(repeated) == 1:
+                return float(repeated[0])
+        if tensor.tensor_content and tensor.dtype in (1, 2):  # DT_FLOAT, DT_DOUBLE
+            dtype = "<f4" if tensor.dtype == 1 else "<f8"
+            array = np.frombuffer(tensor.tensor_content, dtype=dtype)
+            if array.size == 1:
+                return float(array[0])
+    return math.nan
+
+
+def _decode_file(
+    data: bytes, file_index: int, acc: _Accumulator, report: FramingReport
+) -> None:
+    layouts = acc.layouts
+    min_step = math.inf
+    for record in iter_records(data, report):
+        acc.records += 1
+        try:
+            event = event_pb2.Event.FromString(record)
+        except DecodeError:
+            acc.undecodable += 1
+            continue
+        values = event.summary.value
+        if not values:
+            continue
+        key = tuple([v.tag for v in values])
+        layout = layouts.get(key)
+        if layout is None:
+            layout = layouts[key] = _new_layout(values)
+        step = event.step
+        acc.sequence += 1
+        if layout.metadata_position is not None:
+            tensor = values[layout.metadata_position].tensor
+            if tensor.string_val:
+                text = tensor.string_val[0].decode("utf-8", "replace")
+                acc.metadata = (acc.sequence, text)
+        if not layout.scalar_positions:
+            continue
+        if layout.fast:
+            row = [v.simple_value for v in values]
+        else:
+            row = [_scalar_of(values[i]) for i in layout.scalar_positions]
+        layout.rows.append(row)
+        layout.steps.append(step)
+        layout.sequence.append(acc.sequence)
+        layout.files.append(file_index)
+        if step < min_step:
+            min_step = step
+    acc.file_min_steps.append(min_step)
+
+
+def _merge_series(acc: _Accumulator) -> dict[str, Series]:
+    """Builds one sorted `Series` per tag from every layout's rows.
+
+    A later file that starts at step S supersedes what earlier files recorded
+    at steps >= S (training resumed from a checkpoint), as TensorBoard purges
+    orphaned steps; among duplicates of one (tag, step), the later record wins.
+    """
+    # cutoff[f]: the smallest first step of any file after f.
+    mins = acc.file_min_steps
+    cutoff = np.full(len(mins), np.inf)
+    running = math.inf
+    for index in range(len(mins) - 1, -1, -1):
+        cutoff[index] = running
+        running = min(running, mins[index])
+
+    pieces: dict[str, list[tuple[np.ndarray, ...]]] = {}
+    for layout in acc.layouts.values():
+        if not layout.rows:
+            continue
+        steps = np.asarray(layout.steps, dtype=np.int64)
+        sequence = np.asarray(layout.sequence, dtype=np.int64)
+        keep = steps < cutoff[np.asarray(layout.files, dtype=np.int64)]
+        # Fast rows hold every value, and every value is a scalar, in tag order.
+        matrix = np.asarray(layout.rows, dtype=np.float64)
+        if not keep.all():
+            steps, sequence, matrix = steps[keep], sequence[keep], matrix[keep]
+        for column, tag in enumerate(layout.scalar_tags):
+            pieces.setdefault(tag, []).append((steps, sequence, matrix[:, column]))
+
+    scalars: dict[str, Series] = {}
+    for tag, parts in pieces.items():
+        if len(parts) == 1:
+            steps, sequence, values = parts[0]
+        else:
+            steps = np.concatenate([p[0] for p in parts])
+            sequence = np.concatenate([p[1] for p in parts])
+            values = np.concatenate([p[2] for p in parts])
+        if len(steps) == 0:
+            continue
+        if len(steps) > 1 and not (np.diff(steps) > 0).all():
+            order = np.lexsort((sequence, steps))
+            steps, values = steps[order], values[order]
+            last_of_step = np.append(steps[1:] != steps[:-1], True)
+            steps, values = steps[last_of_step], values[last_of_step]
+        scalars[tag] = Series(steps=np.ascontiguousarray(steps), values=values.copy())
+    return scalars
+
+
+def _layers_from(metadata: Mapping[str, Any] | None, scalars: Mapping) -> tuple:
+    entries = (metadata or {}).get("layers")
+    layers: list[LayerInfo] = []
+    if isinstance(entries, list):
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, Mapping) or not entry.get("name"):
+                continue
+            normalization = entry.get("normalization")
+            inputs_from = entry.get("inputs_from") or ()
+            layers.append(
+                LayerInfo(
+                    name=str(entry["name"]),
+                    depth=_int_or(entry.get("depth"), index),
+                    class_name=entry.get("class"),
+                    activation=entry.get("activation"),
+                    params=_int_or(entry.get("params"), None),
+                    trainable=entry.get("trainable"),
+                    use_bias=entry.get("use_bias"),
+                    inputs_from=tuple(str(n) for n in inputs_from),
+                    normalization=(
+                        normalization if isinstance(normalization, Mapping) else None
+                    ),
+                )
+            )
+        layers.sort(key=lambda layer: layer.depth)
+    if layers:
+        return tuple(layers)
+    # No metadata: layers in the order their tags first appear.
+    names: dict[str, None] = {}
+    for tag in scalars:
+        metric, _, subject = tag.partition("/")
+        if tags.METRICS_BY_NAME[metric].subject == tags.LAYER:
+            names.setdefault(subject, None)
+    return tuple(LayerInfo(name=n, depth=i) for i, n in enumerate(names))
+
+
+def _int_or(value: Any, default: int | None) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def read_run(run_dir: str, name: str | None = None) -> Run:
+    """Reads and merges every event file of one run directory.
+
+    Args:
+        run_dir: A directory directly holding `*tfevents*` files.
+        name: The run's name. Defaults to `None`: the directory's basename.
+
+    Returns:
+        A `Run`; check `run.is_bnscope` and `run.notes`.
+    """
+    acc = _Accumulator()
+    skipped = {"truncated": [], "empty": [], "unreadable": [], "garbage": []}
+    corrupt = skipped_bytes = 0
+    notes: list[str] = []
+    files = event_files(run_dir)
+    for index, path in enumerate(files):
+        base = os.path.basename(path)
+        try:
+            data = _read_bytes(path)
+        except OSError as error:
+            skipped["unreadable"].append(base)
+            notes.append(f"unreadable file {base}: {_reason(error)}")
+            acc.file_min_steps.append(math.inf)
+            continue
+        if not data:
+            skipped["empty"].append(base)
+            acc.file_min_steps.append(math.inf)
+            continue
+        report = FramingReport()
+        records_before = acc.records
+        _decode_file(data, index, acc, report)
+        corrupt += report.corrupt_records
+        skipped_bytes += report.skipped_bytes
+        if acc.records == records_before:
+            skipped["garbage"].append(base)
+            notes.append(f"no readable records in {base} (not an event file?)")
+            continue
+        if report.corrupt_records:
+            notes.append(
+                f"skipped {report.corrupt_records} corrupt record"
+                f"{'s' if report.corrupt_records != 1 else ''} "
+                f"({report.skipped_bytes} bytes) in {base}"
+            )
+        if report.truncated_tail:
+            skipped["truncated"].append(base)
+            notes.append(f"incomplete last record in {base} (still being written?)")
+    if acc.undecodable:
+        notes.append(f"skipped {acc.undecodable} records that are not Event protos")
+    scalars = _merge_series(acc)
+    metadata = None
+    if acc.metadata is not None:
+        try:
+            parsed = json.loads(acc.metadata[1])
+            metadata = parsed if isinstance(parsed, Mapping) else None
+        except ValueError:
+            notes.append("bnscope metadata is not valid JSON; layer details missing")
+    stats = ReadStats(
+        files=len(files),
+        records=acc.records,
+        scalars=sum(len(s) for s in scalars.values()),
+        corrupt_records=corrupt,
+        skipped_bytes=skipped_bytes,
+        undecodable_events=acc.undecodable,
+        truncated_files=tuple(skipped["truncated"]),
+        empty_files=tuple(skipped["empty"]),
+        unreadable_files=tuple(skipped["unreadable"]),
+        garbage_files=tuple(skipped["garbage"]),
+    )
+    return Run(
+        name=name if name is not None else os.path.basename(os.path.abspath(run_dir)),
+        path=run_dir,
+        scalars=scalars,
+        metadata=metadata,
+        layers=_layers_from(metadata, scalars),
+        stats=stats,
+        notes=tuple(notes),
+    )
+
+
+def iter_runs(logdir: str) -> Iterator[Run]:
+    """Yields every run (bnscope or not) below `logdir`, sorted by name."""
+    run_dirs, _ = find_run_dirs(logdir)
+    for run_dir in run_dirs:
+        yield read_run(run_dir, run_name(logdir, run_dir))
+
+
+def read_logdir(logdir: str) -> Logdir:
+    """Finds and reads every bnscope run below `logdir`.
+
+    Args:
+        logdir: The log directory, e.g. the `log_dir` given to `BNScope`.
+
+    Returns:
+        A `Logdir`; its `runs` may be empty (the caller decides how to say so).
+
+    Raises:
+        ReaderError: If `logdir` does not exist, is not a directory, or cannot
+            be listed.
+
+    Example:
+
+    ```python
+    for run in read_logdir("logs").runs:
+        print(run.name, run.steps, len(run.layers))
+    ```
+    """
+    run_dirs, notes = find_run_dirs(logdir)
+    runs: list[Run] = []
+    others: list[str] = []
+    for run_dir in run_dirs:
+        name = run_name(logdir, run_dir)
+        try:
+            run = read_run(run_dir, name)
+        except OSError as error:
+            notes.append(f"skipped run {name}: {_reason(error)}")
+            continue
+        if run.is_bnscope:
+            runs.append(run)
+        else:
+            others.append(name)
+            notes.extend(f"{name}: {note}" for note in run.notes)
+    runs.sort(key=lambda run: run.name)
+    return Logdir(
+        path=logdir, runs=tuple(runs), other_runs=tuple(others), notes=tuple(notes)
+    )
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return error.strerror or type(error).__name__
