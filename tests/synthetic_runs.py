@@ -1,0 +1,510 @@
+"""Synthetic bnscope runs, healthy and sick, written with the real event writer.
+
+Tests that need a run on disk without training a model build one here. The
+layout follows what the `BNScope` callback writes (see docs/tags.md): the
+metadata once at the first probe, then one `Summary` of scalars per probe,
+with an activation histogram every few probes.
+
+Example:
+
+```python
+from tests.synthetic_runs import SICK_RUNS, mlp_bn
+
+mlp_bn().write(tmp_path / "logs" / "bnscope")            # stays quiet
+SICK_RUNS["dead_relu"]().write(tmp_path / "sick" / "bnscope")
+```
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bnscope import tags
+from bnscope.event_writer import (
+    EventFileWriter,
+    histogram_value,
+    metadata_summary,
+    scalars_summary,
+)
+
+DEFAULT_STEPS = tuple(range(0, 1001, 50))
+
+
+@dataclass
+class SyntheticLayer:
+    """One layer of a synthetic model, as the metadata describes it."""
+
+    name: str
+    class_name: str
+    activation: str | None = None
+    params: int = 0
+    trainable: bool = True
+    use_bias: bool | None = None
+    inputs_from: tuple[str, ...] = ()
+    normalization: dict[str, Any] | None = None
+    variables: tuple[str, ...] = ()
+
+    def as_metadata(self, depth: int) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "class": self.class_name,
+            "activation": self.activation,
+            "depth": depth,
+            "params": self.params,
+            "trainable": self.trainable,
+            "use_bias": self.use_bias,
+            "inputs_from": list(self.inputs_from),
+            "normalization": copy.deepcopy(self.normalization),
+        }
+
+
+def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias=False):
+    params = units_in * units + (units if bias else 0)
+    variables = ("kernel", "bias") if bias else ("kernel",)
+    return SyntheticLayer(
+        name,
+        "Dense",
+        activation,
+        params,
+        True,
+        bias,
+        tuple(inputs_from),
+        None,
+        variables,
+    )
+
+
+def batch_norm(name, inputs_from, channels=64, momentum=0.99, trainable=True):
+    normalization = {
+        "kind": "batch",
+        "axis": [-1],
+        "momentum": momentum,
+        "epsilon": 0.001,
+        "center": True,
+        "scale": True,
+        "training_mode": trainable,
+        "requested_training": True,
+        "channels": channels,
+    }
+    return SyntheticLayer(
+        name,
+        "BatchNormalization",
+        None,
+        4 * channels,
+        trainable,
+        None,
+        (inputs_from,),
+        normalization,
+        ("gamma", "beta") if trainable else (),
+    )
+
+
+def activation_layer(name, inputs_from, activation="relu"):
+    class_name = "ReLU" if activation == "relu" else "Activation"
+    return SyntheticLayer(name, class_name, activation, 0, True, None, (inputs_from,))
+
+
+def dropout(name, inputs_from):
+    return SyntheticLayer(name, "Dropout", None, 0, True, None, (inputs_from,))
+
+
+@dataclass
+class SyntheticRun:
+    """A model's layers plus the value of every tag at every probe step.
+
+    Values are set per tag as a constant, an array over the probe steps, or a
+    function of training progress `t` in [0, 1]. `write` turns it into event
+    files; `metadata()` is the JSON the callback would write.
+
+    Args:
+        layers: Layers in depth order.
+        steps: Probe steps. Defaults to every 50 steps up to 1000.
+        batch_size: Training batch size recorded in the metadata.
+        model_name: Model name recorded in the metadata.
+        seed: Seed of the small multiplicative noise on every series.
+    """
+
+    layers: list[SyntheticLayer]
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    batch_size: int | None = 128
+    model_name: str = "mlp_bn"
+    seed: int = 0
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ("input_layer",)
+    outputs: tuple[tuple[str, bool], ...] = (("output_0", True),)
+
+    @property
+    def progress(self) -> np.ndarray:
+        steps = np.asarray(self.steps, dtype=np.float64)
+        return steps / max(steps[-1], 1.0)
+
+    def set(self, metric: str, subject: str, value, noise: float = 0.0) -> SyntheticRun:
+        """Sets `<metric>/<subject>`; `value` may be a constant, array or f(t)."""
+        if callable(value):
+            array = np.asarray(value(self.progress), dtype=np.float64)
+        else:
+            array = np.broadcast_to(np.asarray(value, np.float64), len(self.steps))
+        array = np.array(array, dtype=np.float64)
+        if noise:
+            rng = np.random.default_rng(
+                zlib.crc32(f"{self.seed}/{metric}/{subject}".encode())
+            )
+            array = array * np.exp(noise * rng.standard_normal(len(array)))
+        self.values[f"{metric}/{subject}"] = array
+        return self
+
+    def set_late(self, metric: str, subject: str, value: float, start: float = 0.5):
+        """Replaces `<metric>/<subject>` by `value` from progress `start` on."""
+        tag = f"{metric}/{subject}"
+        array = self.values.get(tag, np.zeros(len(self.steps))).copy()
+        array[self.progress >= start] = value
+        self.values[tag] = array
+        return self
+
+    def layer(self, name: str) -> SyntheticLayer:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "schema": tags.METADATA_SCHEMA_VERSION,
+            "versions": {"bnscope": "0.1.0", "tensorflow": None, "keras": None},
+            "model": {"name": self.model_name, "class": "Sequential", "params": 0},
+            "batch_size": self.batch_size,
+            "steps_per_epoch": 50,
+            "optimizer": {"class": "Adam", "learning_rate": 0.001},
+            "config": {"every_n_steps": 50, "histogram_every_n_probes": 5},
+            "inputs": [{"name": name, "dtype": "float32"} for name in self.inputs],
+            "outputs": [{"name": n, "classifier": c} for n, c in self.outputs],
+            "layers": [layer.as_metadata(d) for d, layer in enumerate(self.layers)],
+        }
+
+    def probe_values(self, index: int) -> dict[str, float]:
+        return {tag: float(array[index]) for tag, array in self.values.items()}
+
+    def write(
+        self,
+        run_dir: str | os.PathLike,
+        files: int = 1,
+        histograms: bool = True,
+        metadata: bool = True,
+    ) -> list[str]:
+        """Writes the run as event files in `run_dir` and returns their paths.
+
+        Args:
+            run_dir: The run directory (created if needed).
+            files: Split the probes over this many event files, as a resumed
+                training would. Defaults to `1`.
+            histograms: Also write `act_hist` every 5 probes. Defaults to `True`.
+            metadata: Write `bnscope/metadata` at the first probe. Defaults to
+                `True`.
+        """
+        run_dir = os.fspath(run_dir)
+        chunks = np.array_split(np.arange(len(self.steps)), files)
+        paths = []
+        for number, chunk in enumerate(chunks):
+            writer = EventFileWriter(run_dir)
+            for index in chunk:
+                step = self.steps[index]
+                if metadata and index == 0:
+                    writer.add_summary(
+                        metadata_summary(self.metadata(), "| layer |"), step
+                    )
+                summary = scalars_summary(self.probe_values(index))
+                if histograms and index % 5 == 0:
+                    for layer in self.layers:
+                        edges = np.linspace(-3, 3, 31)
+                        counts = np.histogram(
+                            np.random.default_rng(index).standard_normal(500), edges
+                        )[0]
+                        histogram_value(
+                            summary, tags.ACT_HIST.tag(layer.name), edges, counts
+                        )
+                writer.add_summary(summary, step)
+            writer.close()
+            if writer.path:
+                # Distinct, ordered timestamps in the names, as successive fits get.
+                head, tail = writer.path.split("tfevents.", 1)
+                stamped = f"{head}tfevents.{1_700_000_000 + number:010d}{tail[10:]}"
+                os.replace(writer.path, stamped)
+                paths.append(stamped)
+        return paths
+
+
+def _fill_healthy(run: SyntheticRun) -> SyntheticRun:
+    """Sets every tag the callback writes to healthy, slowly varying values."""
+    base_grad = {"Dense": 0.4, "BatchNormalization": 0.1}
+    n_layers = len(run.layers)
+    for depth, layer in enumerate(run.layers):
+        name = layer.name
+        run.set("act_mean", name, 0.1, noise=0.05)
+        run.set("act_std", name, 1.0, noise=0.05)
+        run.set("act_min", name, -2.5 if layer.activation != "relu" else 0.0)
+        run.set("act_max", name, 3.0, noise=0.05)
+        run.set("act_nonfinite", name, 0.0)
+        zero = 0.5 if layer.activation == "relu" else 0.0
+        run.set("act_zero_frac", name, zero, noise=0.02 if zero else 0.0)
+        run.set("act_dead_frac", name, 0.02 if layer.activation == "relu" else 0.0)
+        if layer.activation in ("sigmoid", "tanh", "softmax"):
+            run.set("act_saturated_frac", name, 0.3 if depth == n_layers - 1 else 0.05)
+        if layer.trainable and layer.variables:
+            grad = base_grad.get(layer.class_name, 0.3) * (1.0 + depth / n_layers)
+            run.set("grad_norm", name, lambda t, g=grad: g * (1.2 - 0.4 * t), 0.1)
+            for variable in layer.variables:
+                subject = tags.variable_subject(name, variable)
+                run.set("grad_var_norm", subject, grad / len(layer.variables), 0.1)
+            run.set("grad_nonfinite", name, 0.0)
+            run.set("weight_norm", name, lambda t: 5.0 + t, 0.01)
+            run.set("weight_nonfinite", name, 0.0)
+            run.set("update_ratio", name, 1e-3, noise=0.1)
+        if layer.normalization and layer.normalization.get("kind") == "batch":
+            momentum = layer.normalization["momentum"]
+            window = 1.0 / (1.0 - momentum)
+            steps = np.asarray(run.steps, dtype=np.float64)
+            run.set("bn_mean_shift", name, 0.05, noise=0.2)
+            run.set("bn_mean_shift_max", name, 0.2, noise=0.2)
+            run.set("bn_log_var_ratio", name, 0.05, noise=0.2)
+            run.set("bn_log_var_ratio_max", name, 0.2, noise=0.2)
+            run.set("bn_moving_change", name, lambda t: 0.02 * (1.1 - t), 0.1)
+            run.set("bn_training_mode", name, 1.0 if layer.trainable else 0.0)
+            if layer.trainable:
+                run.set("bn_ema_progress", name, steps / window)
+            run.set("bn_gap", name, 0.08, noise=0.2)
+            run.set("gamma_mean", name, 1.0, noise=0.01)
+            run.set("gamma_std", name, 0.05, noise=0.01)
+            run.set("beta_mean", name, 0.0)
+            run.set("beta_std", name, 0.05, noise=0.01)
+    run.set("loss", "model", lambda t: 0.3 + 2.0 * np.exp(-4 * t), 0.03)
+    run.set("loss_nonfinite", "model", 0.0)
+    run.set("grad_global_norm", "model", lambda t: 1.0 - 0.3 * t, 0.1)
+    for name in run.inputs:
+        run.set("input_mean", name, 0.0, noise=0.0)
+        run.set("input_std", name, 1.0, noise=0.02)
+        run.set("input_min", name, -3.5)
+        run.set("input_max", name, 3.5)
+    for name, classifier in run.outputs:
+        run.set("gap_rel_l2", name, 0.05, noise=0.2)
+        if classifier:
+            run.set("gap_argmax_agreement", name, 0.98)
+    return run
+
+
+def mlp_bn(
+    batch_size: int | None = 128,
+    hidden_activation: str = "relu",
+    bias_before_bn: bool = False,
+    dropout_before_bn: bool = False,
+    momentum: float = 0.99,
+    steps: Iterable[int] = DEFAULT_STEPS,
+    names: tuple[str, ...] | None = None,
+) -> SyntheticRun:
+    """A healthy MLP: Dense → BN → activation, twice, then a softmax classifier.
+
+    Args:
+        batch_size: Recorded training batch size. Defaults to `128`.
+        hidden_activation: Activation after each BN. Defaults to `"relu"`.
+        bias_before_bn: Give the Dense layers before BN a bias. Defaults to
+            `False` (the recommended `use_bias=False`).
+        dropout_before_bn: Put the Dropout between the second Dense and its BN
+            instead of before the classifier. Defaults to `False`.
+        momentum: BN momentum. Defaults to `0.99`.
+        steps: Probe steps. Defaults to every 50 steps up to 1000.
+        names: Override the 8 layer names (e.g. unicode ones).
+    """
+    n = names or (
+        "dense",
+        "batch_normalization",
+        "activation",
+        "dense_1",
+        "batch_normalization_1",
+        "activation_1",
+        "dropout",
+        "dense_2",
+    )
+    first = dense(n[0], (), bias=bias_before_bn)
+    second = dense(n[3], (n[2],), units_in=64, bias=bias_before_bn)
+    layers = [
+        first,
+        batch_norm(n[1], n[0], momentum=momentum),
+        activation_layer(n[2], n[1], hidden_activation),
+        second,
+    ]
+    if dropout_before_bn:
+        layers += [
+            dropout(n[6], n[3]),
+            batch_norm(n[4], n[6], momentum=momentum),
+            activation_layer(n[5], n[4], hidden_activation),
+            dense(n[7], (n[5],), "softmax", 64, 10, bias=True),
+        ]
+    else:
+        layers += [
+            batch_norm(n[4], n[3], momentum=momentum),
+            activation_layer(n[5], n[4], hidden_activation),
+            dropout(n[6], n[5]),
+            dense(n[7], (n[6],), "softmax", 64, 10, bias=True),
+        ]
+    run = SyntheticRun(layers=layers, steps=tuple(steps), batch_size=batch_size)
+    _fill_healthy(run)
+    if bias_before_bn:
+        # The structural zero: BN subtracts the batch mean, bias included.
+        for layer in (first, second):
+            run.set("grad_var_norm", tags.variable_subject(layer.name, "bias"), 0.0)
+    return run
+
+
+def plain_mlp(depth: int = 6, activation: str = "sigmoid") -> SyntheticRun:
+    """A deep MLP without normalization whose early gradients vanish."""
+    layers = []
+    previous: tuple[str, ...] = ()
+    for index in range(depth):
+        name = "dense" if index == 0 else f"dense_{index}"
+        last = index == depth - 1
+        layers.append(
+            dense(name, previous, "softmax" if last else activation, 64, 64, bias=True)
+        )
+        previous = (name,)
+    run = SyntheticRun(layers=layers, model_name="mlp_plain")
+    _fill_healthy(run)
+    for index, layer in enumerate(layers):
+        # Each sigmoid layer scales the backward signal by at most 1/4.
+        grad = 0.5 * 10.0 ** (-1.2 * (depth - 1 - index))
+        run.set("grad_norm", layer.name, grad, noise=0.1)
+        for variable in layer.variables:
+            subject = tags.variable_subject(layer.name, variable)
+            run.set("grad_var_norm", subject, grad / 2, noise=0.1)
+    return run
+
+
+# -- Sick runs: one per rule id, each the healthy MLP with one thing wrong -------
+
+
+def _vanishing() -> SyntheticRun:
+    return plain_mlp()
+
+
+def _exploding() -> SyntheticRun:
+    run = mlp_bn()
+    run.set_late("grad_norm", "dense", 150.0, start=0.4)
+    return run
+
+
+def _dead_relu() -> SyntheticRun:
+    run = mlp_bn()
+    run.set_late("act_dead_frac", "activation", 0.8, start=0.4)
+    run.set_late("act_zero_frac", "activation", 0.9, start=0.4)
+    return run
+
+
+def _saturation() -> SyntheticRun:
+    run = mlp_bn(hidden_activation="tanh")
+    run.set_late("act_saturated_frac", "activation_1", 0.85, start=0.3)
+    return run
+
+
+def _bn_stat_drift() -> SyntheticRun:
+    run = mlp_bn()
+    run.set_late("bn_mean_shift", "batch_normalization_1", 1.6, start=0.5)
+    return run
+
+
+def _frozen_bn_drift() -> SyntheticRun:
+    run = mlp_bn()
+    layer = run.layer("batch_normalization")
+    layer.trainable = False
+    layer.normalization["training_mode"] = False
+    run.set("bn_training_mode", "batch_normalization", 0.0)
+    run.set("bn_moving_change", "batch_normalization", 0.0)
+    run.values.pop("bn_ema_progress/batch_normalization")
+    run.set("bn_log_var_ratio", "batch_normalization", 1.4, noise=0.05)
+    return run
+
+
+def _bn_gap() -> SyntheticRun:
+    run = mlp_bn()
+    run.set_late("bn_gap", "batch_normalization_1", 0.9, start=0.5)
+    run.set_late("gap_argmax_agreement", "output_0", 0.6, start=0.5)
+    return run
+
+
+def _small_batch() -> SyntheticRun:
+    return mlp_bn(batch_size=4)
+
+
+def _nonfinite() -> SyntheticRun:
+    run = mlp_bn()
+    run.set_late("grad_nonfinite", "dense_1", 64.0, start=0.6)
+    run.set_late("grad_norm", "dense_1", float("nan"), start=0.6)
+    run.set_late("grad_nonfinite", "dense_2", 650.0, start=0.65)
+    run.set_late("loss_nonfinite", "model", 1.0, start=0.65)
+    run.set_late("loss", "model", float("nan"), start=0.65)
+    return run
+
+
+def _unnormalized_input() -> SyntheticRun:
+    run = mlp_bn()
+    run.set("input_mean", "input_layer", 120.0, noise=0.02)
+    run.set("input_std", "input_layer", 70.0, noise=0.02)
+    run.set("input_min", "input_layer", 0.0)
+    run.set("input_max", "input_layer", 255.0)
+    # Raw pixel values scale the first layer's gradient by the same factor.
+    run.set("grad_norm", "dense", 60.0, noise=0.1)
+    return run
+
+
+def _bias_before_bn() -> SyntheticRun:
+    return mlp_bn(bias_before_bn=True)
+
+
+def _dropout_before_bn() -> SyntheticRun:
+    return mlp_bn(dropout_before_bn=True)
+
+
+def _bn_mode_override() -> SyntheticRun:
+    run = mlp_bn()
+    run.layer("batch_normalization")  # still honoured
+    override = run.layer("batch_normalization_1")
+    override.normalization["requested_training"] = False
+    override.normalization["training_mode"] = True
+    return run
+
+
+def _bn_ema_not_converged() -> SyntheticRun:
+    return mlp_bn(momentum=0.999)
+
+
+SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
+    "vanishing_gradient": _vanishing,
+    "exploding_gradient": _exploding,
+    "dead_relu": _dead_relu,
+    "saturation": _saturation,
+    "bn_stat_drift": _bn_stat_drift,
+    "bn_train_inference_gap": _bn_gap,
+    "small_batch_bn": _small_batch,
+    "nonfinite": _nonfinite,
+    "unnormalized_input": _unnormalized_input,
+    "bias_before_bn": _bias_before_bn,
+    "dropout_before_bn": _dropout_before_bn,
+    "bn_mode_override": _bn_mode_override,
+    "bn_ema_not_converged": _bn_ema_not_converged,
+}
+"""Rule id → a run on which that rule (at least) must fire."""
+
+frozen_bn_drift = _frozen_bn_drift
+
+
+def write_tensorboard_only(run_dir: str | os.PathLike, steps: int = 20) -> str:
+    """Writes a Keras-`TensorBoard`-like run with no bnscope tags."""
+    writer = EventFileWriter(os.fspath(run_dir))
+    for step in range(steps):
+        writer.add_summary(
+            scalars_summary({"epoch_loss": 1.0 / (step + 1), "epoch_accuracy": 0.5}),
+            step,
+        )
+    writer.close()
+    return writer.path
