@@ -200,7 +200,7 @@ def test_probe_batch_captured_from_generator_without_stealing_batches(tmp_path):
         return model, history
 
     plain, _ = train([])
-    observed, history = train([BNScope(log_dir=str(tmp_path))])
+    observed, _history = train([BNScope(log_dir=str(tmp_path))])
     assert _first_batch_mean(tmp_path / RUN) == pytest.approx(
         x[:16].mean() + 1.0, abs=1e-6
     )
@@ -227,7 +227,7 @@ def test_probe_data_argument_overrides_capture(tmp_path):
 
 def test_hooks_removed_and_model_saves_after_training(tmp_path):
     model = models.compiled(models.nested)
-    _, callback = fit(model, tmp_path)
+    _, _callback = fit(model, tmp_path)
     for layer in model._flatten_layers(include_self=True, recursive=True):
         assert "call" not in layer.__dict__
     assert model.train_function.__name__ == "function"  # Keras' own again

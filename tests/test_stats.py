@@ -1,0 +1,133 @@
+"""The statistic functions, on values small enough to check by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bnscope import tags
+from bnscope.stats import activations, gradients, normalization
+
+
+def values(stats: dict) -> dict[str, float]:
+    return {key: float(np.asarray(value)) for key, value in stats.items()}
+
+
+def test_activation_stats_by_hand():
+    x = np.array([[0.0, 1.0], [0.0, 3.0]], "float32")
+    stats = values(activations.activation_stats(x, "relu"))
+    assert stats[tags.ACT_MEAN.name] == 1.0
+    assert stats[tags.ACT_STD.name] == pytest.approx(math.sqrt((1 + 0 + 1 + 4) / 4))
+    assert stats[tags.ACT_MIN.name] == 0.0
+    assert stats[tags.ACT_MAX.name] == 3.0
+    assert stats[tags.ACT_ZERO_FRAC.name] == 0.5
+    assert stats[tags.ACT_DEAD_FRAC.name] == 0.5  # unit 0 is zero for every sample
+    assert stats[tags.ACT_NONFINITE.name] == 0.0
+    assert tags.ACT_SATURATED_FRAC.name not in stats  # ReLU is unbounded
+
+
+def test_nonfinite_values_are_counted_and_kept_out_of_the_moments():
+    x = np.array([[1.0, np.nan], [np.inf, 3.0]], "float32")
+    stats = values(activations.activation_stats(x))
+    assert stats[tags.ACT_NONFINITE.name] == 2.0
+    assert stats[tags.ACT_MAX.name] == 3.0
+
+
+@pytest.mark.parametrize(
+    "activation, x, expected",
+    [
+        ("sigmoid", [[0.005, 0.5], [0.995, 0.2]], 0.5),
+        ("tanh", [[-0.999, 0.0], [0.5, 0.991]], 0.5),
+        ("hard_sigmoid", [[0.0, 1.0], [0.5, 0.5]], 0.5),
+        ("softmax", [[0.995, 0.005], [0.6, 0.4]], 0.5),  # per sample
+    ],
+)
+def test_saturation_bounds(activation, x, expected):
+    stats = values(activations.activation_stats(np.array(x, "float32"), activation))
+    assert stats[tags.ACT_SATURATED_FRAC.name] == expected
+
+
+def test_histogram_bins_every_value():
+    x = np.array([0.0, 0.1, 0.5, 0.9, 1.0, np.nan], "float32")
+    edges, counts = activations.histogram(x, bins=2)
+    np.testing.assert_allclose(np.asarray(edges), [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(np.asarray(counts), [2, 3])
+
+
+def test_input_stats():
+    stats = values(activations.input_stats(np.array([[1, 2], [3, 4]], "int32")))
+    assert stats[tags.INPUT_MEAN.name] == 2.5
+    assert stats[tags.INPUT_STD.name] == pytest.approx(math.sqrt(1.25))
+    assert (stats[tags.INPUT_MIN.name], stats[tags.INPUT_MAX.name]) == (1.0, 4.0)
+
+
+def test_gradient_norms_by_hand():
+    grads = [np.array([1.0, 2.0], "float32"), np.array([[3.0]], "float32")]
+    assert float(gradients.l2_norm(grads)) == pytest.approx(math.sqrt(1 + 4 + 9))
+    stats = values(gradients.layer_gradient_stats(grads))
+    assert stats[tags.GRAD_NORM.name] == pytest.approx(math.sqrt(14))
+    assert stats[tags.GRAD_NONFINITE.name] == 0.0
+
+
+def test_update_ratio_by_hand():
+    weights = [np.array([3.0, 4.0], "float32")]
+    previous = [np.array([3.0, 3.0], "float32")]
+    stats = values(gradients.layer_weight_stats(weights, previous))
+    assert stats[tags.WEIGHT_NORM.name] == 5.0
+    assert stats[tags.UPDATE_RATIO.name] == pytest.approx(1.0 / 5.0)
+
+
+def test_batch_statistics_use_biased_variance_over_non_channel_axes():
+    x = np.arange(12, dtype="float32").reshape(2, 3, 2)  # channels last
+    mean, variance = normalization.batch_statistics(x, [-1])
+    np.testing.assert_allclose(np.asarray(mean), x.reshape(-1, 2).mean(0))
+    np.testing.assert_allclose(np.asarray(variance), x.reshape(-1, 2).var(0))  # ddof=0
+
+
+def test_bn_drift_by_hand():
+    stats = values(
+        normalization.bn_drift_stats(
+            batch_mean=np.array([1.0, 0.0]),
+            batch_variance=np.array([4.0, 1.0]),
+            moving_mean=np.array([0.0, 0.0]),
+            moving_variance=np.array([1.0, 1.0]),
+            epsilon=0.0,
+        )
+    )
+    assert stats[tags.BN_MEAN_SHIFT.name] == 0.5  # (1 + 0) / 2
+    assert stats[tags.BN_MEAN_SHIFT_MAX.name] == 1.0
+    assert stats[tags.BN_LOG_VAR_RATIO.name] == pytest.approx(math.log(4) / 2)
+    assert stats[tags.BN_LOG_VAR_RATIO_MAX.name] == pytest.approx(math.log(4))
+
+
+def test_moving_change_and_output_gap():
+    change = values(
+        normalization.moving_change([np.array([3.0, 4.0])], [np.array([3.0, 0.0])])
+    )
+    assert change[tags.BN_MOVING_CHANGE.name] == pytest.approx(4.0 / 3.0)
+    gap = values(
+        normalization.output_gap_stats(
+            np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.8, 0.2], [0.6, 0.4]]), True
+        )
+    )
+    assert gap[tags.GAP_ARGMAX_AGREEMENT.name] == 0.5
+    expected = math.sqrt(0.01 + 0.01 + 0.04 + 0.04) / math.sqrt(
+        0.64 + 0.04 + 0.36 + 0.16
+    )
+    assert gap[tags.GAP_REL_L2.name] == pytest.approx(expected, rel=1e-6)
+
+
+def test_norm_layer_stats():
+    stats = values(
+        normalization.norm_layer_stats(
+            np.array([[1.0, 3.0]]),
+            gamma=np.array([1.0, 3.0]),
+            beta=np.array([0.0, 0.0]),
+        )
+    )
+    assert stats[tags.NORM_IN_MEAN.name] == 2.0
+    assert stats[tags.NORM_IN_STD.name] == 1.0
+    assert (stats[tags.GAMMA_MEAN.name], stats[tags.GAMMA_STD.name]) == (2.0, 1.0)
+    assert stats[tags.BETA_STD.name] == 0.0
