@@ -124,9 +124,11 @@ class Probe:
                 grads = [None if g is None else self._unscale(g) for g in grads]
         # A fresh scope: inference must see the moving statistics as they
         # are, not as the training-mode pass would have updated them.
-        with keras.StatelessScope(state_mapping=state):
-            with self.hooks.recording() as inference:
-                y_infer = model(x, training=False)
+        with (
+            keras.StatelessScope(state_mapping=state),
+            self.hooks.recording() as inference,
+        ):
+            y_infer = model(x, training=False)
 
         values: dict[str, Any] = {}
         self._record_inputs(values, x)
