@@ -498,6 +498,7 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
             continue
         if not data:
             skipped["empty"].append(base)
+            notes.append(f"empty file {base} skipped")
             acc.file_min_steps.append(math.inf)
             continue
         report = FramingReport()

@@ -59,14 +59,15 @@ class Finding:
             "layer": self.layer,
             "step": self.step,
             "last_step": self.last_step,
-            "value": _json_number(self.value),
-            "threshold": _json_number(self.threshold),
+            "value": json_number(self.value),
+            "threshold": json_number(self.threshold),
             "message": self.message,
             "hint": self.hint,
         }
 
 
-def _json_number(value: float | None) -> float | None:
+def json_number(value: float | None) -> float | None:
+    """`value` as a JSON number; `None` for missing, NaN and Inf."""
     if value is None or not math.isfinite(value):
         return None
     return float(value)
