@@ -72,7 +72,7 @@ def _align(
     matcher = difflib.SequenceMatcher(None, kinds_a, kinds_b, autojunk=False)
     pairs: list[LayerPair] = []
     for op, a0, a1, b0, b1 in matcher.get_opcodes():
-        common = min(a1 - a0, b1 - b0) if op in ("equal", "replace") else 0
+        common = a1 - a0 if op == "equal" else 0
         pairs += [LayerPair(layers_a[a0 + i], layers_b[b0 + i]) for i in range(common)]
         pairs += [LayerPair(layer, None) for layer in layers_a[a0 + common : a1]]
         pairs += [LayerPair(None, layer) for layer in layers_b[b0 + common : b1]]
