@@ -283,16 +283,40 @@ class _Layout:
     scalar_positions: list[int]
     scalar_tags: list[str]
     fast: bool  # every value is a bnscope `simple_value` scalar
+    simple: bool  # every scalar position holds a `simple_value`
     metadata_position: int | None
+    template: bool = False  # a `_Template` was built from this layout
     steps: list[int] = field(default_factory=list)
     sequence: list[int] = field(default_factory=list)
     files: list[int] = field(default_factory=list)
-    rows: list[list[float]] = field(default_factory=list)
+    rows: list = field(default_factory=list)
+
+
+@dataclass
+class _Template:
+    """The bytes of a fast layout's `Summary`, with its float values masked out.
+
+    Two summaries whose bytes agree everywhere except at `simple_value`
+    payloads hold the same tags in the same order, so a later event is
+    decoded by one byte comparison and one gather, without a proto parse.
+    """
+
+    layout: _Layout
+    float_index: np.ndarray  # byte offsets of the float32 payloads, 4 per value
+    masked: bytes  # the summary bytes with those offsets zeroed
+
+    def values(self, raw: np.ndarray) -> np.ndarray | None:
+        masked = raw.copy()
+        masked[self.float_index] = 0
+        if masked.tobytes() != self.masked:
+            return None
+        return raw[self.float_index].view("<f4")
 
 
 @dataclass
 class _Accumulator:
     layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict)
+    templates: dict[int, list[_Template]] = field(default_factory=dict)
     metadata: tuple[int, str] | None = None  # (sequence, json text)
     sequence: int = 0
     file_min_steps: list[float] = field(default_factory=list)
@@ -304,7 +328,7 @@ def _new_layout(values) -> _Layout:
     positions: list[int] = []
     scalar_tags: list[str] = []
     metadata_position = None
-    fast = True
+    fast = simple = True
     for index, value in enumerate(values):
         tag = value.tag
         if tag == tags.METADATA_TAG:
@@ -316,10 +340,10 @@ def _new_layout(values) -> _Layout:
             positions.append(index)
             scalar_tags.append(tag)
             if value.WhichOneof("value") != "simple_value":
-                fast = False
+                fast = simple = False
         else:
             fast = False
-    return _Layout(positions, scalar_tags, fast, metadata_position)
+    return _Layout(positions, scalar_tags, fast, simple, metadata_position)
 
 
 def _scalar_of(value) -> float:
@@ -340,38 +364,147 @@ def _scalar_of(value) -> float:
     return math.nan
 
 
+# -- Protobuf wire format, just enough to find an Event's summary -----------------
+
+
+def _varint(buffer: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _event_summary_span(record: bytes) -> tuple[int, int, int] | None:
+    """`(step, start, end)` of the `summary` field of an `Event` record."""
+    position, size = 0, len(record)
+    step, start, end = 0, -1, -1
+    try:
+        while position < size:
+            key, position = _varint(record, position)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, position = _varint(record, position)
+                if number == 2:  # step, int64
+                    step = value - (1 << 64) if value >= 1 << 63 else value
+            elif wire == 1:
+                position += 8
+            elif wire == 5:
+                position += 4
+            elif wire == 2:
+                length, position = _varint(record, position)
+                if number == 5:  # summary
+                    start, end = position, position + length
+                position += length
+            else:
+                return None
+    except (IndexError, ValueError):
+        return None
+    if start < 0 or end > size:
+        return None
+    return step, start, end
+
+
+def _float_offsets(summary: bytes) -> list[int] | None:
+    """Offsets of each `Value.simple_value` payload; `None` if any value has more."""
+    offsets: list[int] = []
+    position = 0
+    try:
+        while position < len(summary):
+            key, position = _varint(summary, position)
+            if key != 0x0A:  # Summary.value, length-delimited
+                return None
+            length, position = _varint(summary, position)
+            end, inner, found = position + length, position, None
+            while inner < end:
+                key, inner = _varint(summary, inner)
+                if key == 0x0A:  # Value.tag
+                    size, inner = _varint(summary, inner)
+                    inner += size
+                elif key == 0x15:  # Value.simple_value, fixed32
+                    found, inner = inner, inner + 4
+                else:
+                    return None
+            if found is None:
+                return None
+            offsets.append(found)
+            position = end
+    except (IndexError, ValueError):
+        return None
+    return offsets
+
+
+def _add_template(acc: _Accumulator, layout: _Layout, summary: bytes) -> None:
+    layout.template = True
+    offsets = _float_offsets(summary)
+    if offsets is None or len(offsets) != len(layout.scalar_positions):
+        return
+    float_index = (np.asarray(offsets)[:, None] + np.arange(4)).ravel()
+    masked = np.frombuffer(summary, dtype=np.uint8).copy()
+    masked[float_index] = 0
+    template = _Template(layout, float_index, masked.tobytes())
+    acc.templates.setdefault(len(summary), []).append(template)
+
+
 def _decode_file(
     data: bytes, file_index: int, acc: _Accumulator, report: FramingReport
 ) -> None:
     layouts = acc.layouts
+    templates = acc.templates
     min_step = math.inf
     for record in iter_records(data, report):
         acc.records += 1
-        try:
-            event = event_pb2.Event.FromString(record)
-        except DecodeError:
-            acc.undecodable += 1
-            continue
-        values = event.summary.value
-        if not values:
-            continue
-        key = tuple([v.tag for v in values])
-        layout = layouts.get(key)
-        if layout is None:
-            layout = layouts[key] = _new_layout(values)
-        step = event.step
-        acc.sequence += 1
-        if layout.metadata_position is not None:
-            tensor = values[layout.metadata_position].tensor
-            if tensor.string_val:
-                text = tensor.string_val[0].decode("utf-8", "replace")
-                acc.metadata = (acc.sequence, text)
-        if not layout.scalar_positions:
-            continue
-        if layout.fast:
-            row = [v.simple_value for v in values]
+        span = _event_summary_span(record)
+        row = layout = None
+        if span is not None:
+            step, start, end = span
+            candidates = templates.get(end - start)
+            if candidates:
+                raw = np.frombuffer(
+                    record, dtype=np.uint8, count=end - start, offset=start
+                )
+                for template in candidates:
+                    row = template.values(raw)
+                    if row is not None:
+                        layout = template.layout
+                        break
+        if row is None:
+            try:
+                event = event_pb2.Event.FromString(record)
+            except DecodeError:
+                acc.undecodable += 1
+                continue
+            values = event.summary.value
+            if not values:
+                continue
+            key = tuple([v.tag for v in values])
+            layout = layouts.get(key)
+            if layout is None:
+                layout = layouts[key] = _new_layout(values)
+            step = event.step
+            acc.sequence += 1
+            if layout.metadata_position is not None:
+                tensor = values[layout.metadata_position].tensor
+                if tensor.string_val:
+                    text = tensor.string_val[0].decode("utf-8", "replace")
+                    acc.metadata = (acc.sequence, text)
+            if not layout.scalar_positions:
+                continue
+            if layout.fast:
+                row = [v.simple_value for v in values]
+                if not layout.template and span is not None:
+                    _add_template(acc, layout, record[span[1] : span[2]])
+            elif layout.simple:
+                row = [values[i].simple_value for i in layout.scalar_positions]
+            else:
+                row = [_scalar_of(values[i]) for i in layout.scalar_positions]
         else:
-            row = [_scalar_of(values[i]) for i in layout.scalar_positions]
+            acc.sequence += 1
         layout.rows.append(row)
         layout.steps.append(step)
         layout.sequence.append(acc.sequence)
