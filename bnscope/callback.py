@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import keras
 
+from bnscope import step_stats
 from bnscope.exact_gradients import StepGradientNorms
 from bnscope.observer import Observer
+from bnscope.step_stats import StepStatistics
 from bnscope.train_tap import TrainFunctionTap, requested_training
 
 # With `every_n_steps=None`, probes are spaced so their process CPU time stays
@@ -107,6 +110,7 @@ class BNScope(keras.callbacks.Callback):
         self.observer: Observer | None = None
         self._tap: TrainFunctionTap | None = None
         self._step_norms: StepGradientNorms | None = None
+        self._step_stats: StepStatistics | None = None
         self._batch = self.probe_data
         self._last_probe_step = -1
         self._train_cpu = 0.0
@@ -143,9 +147,7 @@ class BNScope(keras.callbacks.Callback):
         with observer._guard("setting up observation"):
             hooks = observer.hooks
             observer.set_requested_training(requested_training(self.model, hooks))
-            if self.exact_gradients and self._step_norms is None:
-                self._step_norms = StepGradientNorms(self.model, hooks)
-                self._step_norms.install()
+            self._instrument_train_step(hooks)
             self._tap = TrainFunctionTap(
                 self.model,
                 hooks,
@@ -162,13 +164,15 @@ class BNScope(keras.callbacks.Callback):
         step = self._step()
         if self._due(step):
             self._probe(step)
+        elif self._step_stats is not None:
+            with self.observer._guard("writing training-step statistics"):
+                self.observer.write_scalars(step, self._step_values())
         self._mark = time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
-        if step != self._last_probe_step and (
-            self.every_n_steps is not None or self._due(step)
-        ):
+        explicit = self.every_n_steps is not None and self._step_stats is None
+        if step != self._last_probe_step and (explicit or self._due(step)):
             self._probe(step)
         self._mark = time.process_time()
 
@@ -186,12 +190,44 @@ class BNScope(keras.callbacks.Callback):
         except AttributeError:
             return self._last_probe_step + 1
 
+    def _instrument_train_step(self, hooks) -> None:
+        """Full mode and `exact_gradients`: compile bnscope into the train step."""
+        if self.every_n_steps == 1 and self._step_stats is None:
+            reason = step_stats.supported(self.model)
+            if reason is None:
+                self._step_stats = StepStatistics(
+                    self.model, hooks, self.observer._guard
+                )
+                self._step_stats.install()
+            else:
+                warnings.warn(
+                    f"bnscope: full mode probes every step instead of reading "
+                    f"statistics from the training step, because {reason}; "
+                    "expect roughly twice the training time.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        wants_norms = self.exact_gradients or self._step_stats is not None
+        if wants_norms and self._step_norms is None:
+            self._step_norms = StepGradientNorms(self.model, hooks)
+            self._step_norms.install()
+        if wants_norms:
+            self.model.make_train_function(force=True)
+
+    def _step_values(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        if self._step_stats is not None:
+            values.update(self._step_stats.read())
+        if self._step_norms is not None:
+            values.update(self._step_norms.read())
+        return values
+
     def _due(self, step: int) -> bool:
         if self._batch is None or step == self._last_probe_step:
             return False
         if self._last_probe_step < 0:
             return True  # first step of the fit: a baseline
-        if self.every_n_steps is not None:
+        if self.every_n_steps is not None and self._step_stats is None:
             return (
                 step // self.every_n_steps
                 != self._last_probe_step // self.every_n_steps
@@ -206,9 +242,8 @@ class BNScope(keras.callbacks.Callback):
         start = time.process_time()
         x, y, sample_weight = self._batch
         extra = None
-        if self._step_norms is not None:
-            with self.observer._guard("exact gradient norms"):
-                extra = self._step_norms.read()
+        with self.observer._guard("reading training-step statistics"):
+            extra = self._step_values()
         self.observer.observe(step, x, y, sample_weight, extra_scalars=extra)
         cost = time.process_time() - start
         # A probe that traced is not representative; budget by steady state.
@@ -222,10 +257,16 @@ class BNScope(keras.callbacks.Callback):
         if self._tap is not None:
             self._tap.remove()
             self._tap = None
-        if self._step_norms is not None:
-            with self.observer._guard("removing the optimizer wrapper"):
-                self._step_norms.remove()
-            self._step_norms = None
+        rebuild = False
+        for instrument in (self._step_stats, self._step_norms):
+            if instrument is not None:
+                instrument.remove()
+                rebuild = True
+        self._step_stats = self._step_norms = None
+        if rebuild:
+            # Leave the user's model with Keras' own, uninstrumented step.
+            with self.observer._guard("restoring the train function"):
+                self.model.make_train_function(force=True)
         if self.observer is not None:
             self.observer.close()
 

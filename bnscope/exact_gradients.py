@@ -23,6 +23,9 @@ from bnscope.stats.gradients import l2_norm
 class StepGradientNorms:
     """Records exact gradient norms of every training step.
 
+    `install()` and `remove()` take effect when the caller rebuilds the
+    train function (`model.make_train_function(force=True)`).
+
     Args:
         model: A compiled model.
         hooks: Its layer hooks, which name the layers.
@@ -58,13 +61,11 @@ class StepGradientNorms:
 
         optimizer.__dict__["apply"] = apply
         self._optimizer = optimizer
-        self.model.make_train_function(force=True)
 
     def remove(self) -> None:
         if self._optimizer is not None:
             self._optimizer.__dict__.pop("apply", None)
             self._optimizer = None
-            self.model.make_train_function(force=True)
 
     def read(self) -> dict[str, float]:
         values = self._norms.numpy().tolist()

@@ -21,7 +21,7 @@ from keras import tree
 from bnscope.layer_info import OPAQUE_LAYERS
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: compare by identity
 class LayerCall:
     """The first call of one observed layer during a recording."""
 
@@ -36,7 +36,7 @@ class LayerCall:
     batch_variance: Any = None
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: compare by identity
 class Recording:
     """The layer calls seen during one `LayerHooks.recording()`, in call order."""
 
@@ -91,7 +91,9 @@ class LayerHooks:
 
     def __init__(self, model: keras.Model):
         self.layers = leaf_layers(model)
-        self._recording: Recording | None = None
+        # Recordings may nest (the probe traced inside a recorded train step,
+        # or the train-step statistics inside the first-call recording).
+        self._recordings: list[Recording] = []
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -100,23 +102,23 @@ class LayerHooks:
         recording = Recording()
         installed = []
         try:
-            for name, layer in self.layers:
-                if "call" in layer.__dict__:  # already hooked (nested use)
-                    continue
-                layer.__dict__["call"] = self._hook(name, layer, layer.call)
-                installed.append(layer)
-            self._recording = recording
+            if not self._recordings:
+                for name, layer in self.layers:
+                    if "call" in layer.__dict__:  # hooked by another observer
+                        continue
+                    layer.__dict__["call"] = self._hook(name, layer, layer.call)
+                    installed.append(layer)
+            self._recordings.append(recording)
             yield recording
         finally:
-            self._recording = None
+            self._recordings.remove(recording)
             for layer in installed:
                 layer.__dict__.pop("call", None)
 
     def _hook(self, name: str, layer: keras.layers.Layer, original):
         def call(*args, **kwargs):
             outputs = original(*args, **kwargs)
-            recording = self._recording
-            if recording is not None:
+            for recording in list(self._recordings):
                 # Never let observation break the user's forward pass.
                 try:
                     with self._lock:
@@ -148,9 +150,16 @@ class LayerHooks:
                     outputs=flat_outputs[0] if flat_outputs else None,
                     training=kwargs.get("training"),
                     inputs_from=sources,
-                    batch_mean=getattr(layer, "last_batch_mean", None),
-                    batch_variance=getattr(layer, "last_batch_variance", None),
+                    batch_mean=_last_batch_statistic(layer, "last_batch_mean"),
+                    batch_variance=_last_batch_statistic(layer, "last_batch_variance"),
                 )
             )
         for tensor in flat_outputs:
             recording._producers[id(tensor)] = name
+
+
+def _last_batch_statistic(layer: keras.layers.Layer, name: str):
+    """A statistic bnscope's own BN layers expose, if this call computed it."""
+    if not getattr(layer, "last_training_mode", False):
+        return None
+    return getattr(layer, name, None)

@@ -128,6 +128,11 @@ class Observer:
             return result
         return None
 
+    def write_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Writes `tag -> value` pairs as one event at `step`."""
+        if values and self.is_chief:
+            self._writer.add_summary(event_writer.scalars_summary(values), step)
+
     @property
     def hooks(self) -> LayerHooks:
         """The model's layer hooks (created on first use)."""
@@ -241,7 +246,10 @@ class Observer:
             "batch_size": self._batch_size,
             "optimizer": _optimizer_info(optimizer),
             "config": self.config,
-            "inputs": [{"name": name} for name in info.input_names],
+            "inputs": [
+                {"name": name, "dtype": dtype}
+                for name, dtype in zip(info.input_names, info.input_dtypes)
+            ],
             "outputs": [
                 {"name": name, "classifier": classifier}
                 for name, classifier in zip(info.output_names, info.classifier_outputs)

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops, tree
+from keras import tree
 
 from bnscope import layer_info, tags
 from bnscope.hooks import LayerCall, LayerHooks, Recording
@@ -42,6 +42,7 @@ class TraceInfo:
     output_names: list[str]
     classifier_outputs: list[bool]
     input_names: list[str]
+    input_dtypes: list[str]
     gradients_skipped: str | None = None
 
 
@@ -135,10 +136,10 @@ class Probe:
         self._record_layers(values, train, inference, grads)
         outputs = self._record_outputs(values, y_pred, y_infer)
         if loss is not None:
-            loss = ops.cast(loss, "float32")
+            loss = tf.cast(loss, tf.float32)
             values[tags.LOSS.tag()] = loss
-            values[tags.LOSS_NONFINITE.tag()] = ops.cast(
-                ops.logical_not(ops.isfinite(loss)), "float32"
+            values[tags.LOSS_NONFINITE.tag()] = tf.cast(
+                tf.logical_not(tf.math.is_finite(loss)), tf.float32
             )
         present = [g for g in grads if g is not None]
         if present:
@@ -167,20 +168,21 @@ class Probe:
                 output_names=outputs[0],
                 classifier_outputs=outputs[1],
                 input_names=self._input_names(x),
+                input_dtypes=[tf.as_dtype(t.dtype).name for t in tree.flatten(x)],
                 gradients_skipped=gradients_skipped,
             )
-        stacked = ops.stack([ops.cast(v, "float32") for v in values.values()])
+        stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
         return stacked, histograms
 
     def _scale(self, loss):
         optimizer = getattr(self.model, "optimizer", None)
         scale = getattr(optimizer, "dynamic_scale", None)
-        return loss if scale is None else loss * ops.cast(scale, loss.dtype)
+        return loss if scale is None else loss * tf.cast(scale, loss.dtype)
 
     def _unscale(self, gradient):
         optimizer = getattr(self.model, "optimizer", None)
         scale = getattr(optimizer, "dynamic_scale", None)
-        return gradient if scale is None else gradient / ops.cast(scale, gradient.dtype)
+        return gradient if scale is None else gradient / tf.cast(scale, gradient.dtype)
 
     def _input_names(self, x) -> list[str]:
         flat = tree.flatten(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from keras import ops
+import tensorflow as tf
 
 from bnscope import tags
 
@@ -38,30 +38,34 @@ def activation_stats(outputs, activation: str | None = None) -> dict:
     Returns:
         A flat dict keyed by `bnscope.tags` metric names.
     """
-    x = ops.cast(outputs, "float32")
-    finite = ops.isfinite(x)
-    safe = ops.where(finite, x, ops.zeros_like(x))
-    count = ops.cast(ops.size(x), "float32")
-    mean = ops.sum(safe) / count
-    std = ops.sqrt(ops.maximum(ops.sum(ops.square(safe - mean)) / count, 0.0))
-    is_zero = ops.equal(x, 0.0)
+    x = tf.cast(outputs, tf.float32)
+    finite = tf.math.is_finite(x)
+    safe = tf.where(finite, x, tf.zeros_like(x))
+    count = tf.cast(tf.size(x), tf.float32)
+    mean = tf.reduce_sum(safe) / count
+    std = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(safe - mean)) / count, 0.0))
+    is_zero = tf.equal(x, 0.0)
     stats = {
         tags.ACT_MEAN.name: mean,
         tags.ACT_STD.name: std,
-        tags.ACT_MIN.name: ops.min(safe),
-        tags.ACT_MAX.name: ops.max(safe),
-        tags.ACT_ZERO_FRAC.name: ops.mean(ops.cast(is_zero, "float32")),
-        tags.ACT_NONFINITE.name: ops.sum(ops.cast(ops.logical_not(finite), "float32")),
+        tags.ACT_MIN.name: tf.reduce_min(safe),
+        tags.ACT_MAX.name: tf.reduce_max(safe),
+        tags.ACT_ZERO_FRAC.name: tf.reduce_mean(tf.cast(is_zero, tf.float32)),
+        tags.ACT_NONFINITE.name: tf.reduce_sum(
+            tf.cast(tf.logical_not(finite), tf.float32)
+        ),
     }
     if len(x.shape) >= 2:
         # A unit (last-axis channel) is dead when it is 0 for every sample and
         # position of the probe batch.
-        per_unit = ops.reshape(is_zero, (-1, ops.shape(x)[-1]))
-        dead = ops.all(per_unit, axis=0)
-        stats[tags.ACT_DEAD_FRAC.name] = ops.mean(ops.cast(dead, "float32"))
+        per_unit = tf.reshape(is_zero, (-1, tf.shape(x)[-1]))
+        dead = tf.reduce_all(per_unit, axis=0)
+        stats[tags.ACT_DEAD_FRAC.name] = tf.reduce_mean(tf.cast(dead, tf.float32))
     saturated = saturated_mask(x, activation)
     if saturated is not None:
-        stats[tags.ACT_SATURATED_FRAC.name] = ops.mean(ops.cast(saturated, "float32"))
+        stats[tags.ACT_SATURATED_FRAC.name] = tf.reduce_mean(
+            tf.cast(saturated, tf.float32)
+        )
     return stats
 
 
@@ -69,35 +73,37 @@ def saturated_mask(x, activation: str | None):
     """Boolean tensor marking saturated values, or `None` for unbounded ones."""
     if activation in SATURATION_BOUNDS:
         low, high = SATURATION_BOUNDS[activation]
-        return ops.logical_or(ops.less_equal(x, low), ops.greater_equal(x, high))
+        return tf.logical_or(tf.less_equal(x, low), tf.greater_equal(x, high))
     if activation == "softmax":
-        return ops.greater_equal(ops.max(x, axis=-1), SOFTMAX_SATURATION)
+        return tf.greater_equal(tf.reduce_max(x, axis=-1), SOFTMAX_SATURATION)
     if activation == "log_softmax":
-        return ops.greater_equal(ops.max(x, axis=-1), math.log(SOFTMAX_SATURATION))
+        return tf.greater_equal(tf.reduce_max(x, axis=-1), math.log(SOFTMAX_SATURATION))
     return None
 
 
 def histogram(outputs, bins: int = 30):
     """Returns `(edges, counts)` of the finite values of `outputs`."""
-    x = ops.reshape(ops.cast(outputs, "float32"), (-1,))
-    finite = ops.isfinite(x)
-    low = ops.min(ops.where(finite, x, ops.full_like(x, float("inf"))))
-    high = ops.max(ops.where(finite, x, ops.full_like(x, float("-inf"))))
-    high = ops.where(ops.greater(high, low), high, low + 1.0)
+    x = tf.reshape(tf.cast(outputs, tf.float32), (-1,))
+    finite = tf.math.is_finite(x)
+    low = tf.reduce_min(tf.where(finite, x, tf.fill(tf.shape(x), float("inf"))))
+    high = tf.reduce_max(tf.where(finite, x, tf.fill(tf.shape(x), float("-inf"))))
+    high = tf.where(tf.greater(high, low), high, low + 1.0)
     width = (high - low) / bins
-    index = ops.floor((ops.where(finite, x, low) - low) / width)
-    index = ops.cast(ops.clip(index, 0, bins - 1), "int32")
-    counts = ops.bincount(index, weights=ops.cast(finite, "float32"), minlength=bins)
-    edges = low + width * ops.arange(bins + 1, dtype="float32")
+    index = tf.floor((tf.where(finite, x, low) - low) / width)
+    index = tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
+    counts = tf.math.bincount(
+        index, weights=tf.cast(finite, tf.float32), minlength=bins, maxlength=bins
+    )
+    edges = low + width * tf.range(bins + 1, dtype=tf.float32)
     return edges, counts
 
 
 def input_stats(inputs) -> dict:
     """Mean, std, min and max of one model input (integer inputs included)."""
-    x = ops.cast(inputs, "float32")
+    x = tf.cast(inputs, tf.float32)
     return {
-        tags.INPUT_MEAN.name: ops.mean(x),
-        tags.INPUT_STD.name: ops.std(x),
-        tags.INPUT_MIN.name: ops.min(x),
-        tags.INPUT_MAX.name: ops.max(x),
+        tags.INPUT_MEAN.name: tf.reduce_mean(x),
+        tags.INPUT_STD.name: tf.math.reduce_std(x),
+        tags.INPUT_MIN.name: tf.reduce_min(x),
+        tags.INPUT_MAX.name: tf.reduce_max(x),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras import ops
+import tensorflow as tf
 
 from bnscope import tags
 
@@ -17,9 +17,9 @@ def reduction_axes(rank: int, channel_axes: Sequence[int]) -> list[int]:
 
 def batch_statistics(inputs, channel_axes: Sequence[int]):
     """Per-channel mean and biased variance of `inputs`, as Keras 3 BN computes them."""
-    x = ops.cast(inputs, "float32")
+    x = tf.cast(inputs, tf.float32)
     axes = reduction_axes(len(x.shape), channel_axes)
-    return ops.mean(x, axis=axes), ops.var(x, axis=axes)
+    return tf.reduce_mean(x, axis=axes), tf.math.reduce_variance(x, axis=axes)
 
 
 def bn_drift_stats(
@@ -39,66 +39,70 @@ def bn_drift_stats(
         moving_variance: The layer's moving variance.
         epsilon: The layer's epsilon.
     """
-    moving_mean = ops.reshape(ops.cast(moving_mean, "float32"), (-1,))
-    moving_variance = ops.reshape(ops.cast(moving_variance, "float32"), (-1,))
-    batch_mean = ops.reshape(ops.cast(batch_mean, "float32"), (-1,))
-    batch_variance = ops.reshape(ops.cast(batch_variance, "float32"), (-1,))
-    shift = ops.abs(batch_mean - moving_mean) / ops.sqrt(moving_variance + epsilon)
-    log_ratio = ops.abs(
-        ops.log((batch_variance + epsilon) / (moving_variance + epsilon))
+    moving_mean = tf.reshape(tf.cast(moving_mean, tf.float32), (-1,))
+    moving_variance = tf.reshape(tf.cast(moving_variance, tf.float32), (-1,))
+    batch_mean = tf.reshape(tf.cast(batch_mean, tf.float32), (-1,))
+    batch_variance = tf.reshape(tf.cast(batch_variance, tf.float32), (-1,))
+    shift = tf.abs(batch_mean - moving_mean) / tf.sqrt(moving_variance + epsilon)
+    log_ratio = tf.abs(
+        tf.math.log((batch_variance + epsilon) / (moving_variance + epsilon))
     )
     return {
-        tags.BN_MEAN_SHIFT.name: ops.mean(shift),
-        tags.BN_MEAN_SHIFT_MAX.name: ops.max(shift),
-        tags.BN_LOG_VAR_RATIO.name: ops.mean(log_ratio),
-        tags.BN_LOG_VAR_RATIO_MAX.name: ops.max(log_ratio),
+        tags.BN_MEAN_SHIFT.name: tf.reduce_mean(shift),
+        tags.BN_MEAN_SHIFT_MAX.name: tf.reduce_max(shift),
+        tags.BN_LOG_VAR_RATIO.name: tf.reduce_mean(log_ratio),
+        tags.BN_LOG_VAR_RATIO_MAX.name: tf.reduce_max(log_ratio),
     }
 
 
 def moving_change(current: Sequence, previous: Sequence) -> dict:
     """Relative change of the moving statistics since the previous probe."""
-    change = ops.zeros((), "float32")
-    size = ops.zeros((), "float32")
+    change = tf.zeros((), tf.float32)
+    size = tf.zeros((), tf.float32)
     for now, before in zip(current, previous):
-        now = ops.cast(now, "float32")
-        before = ops.cast(before, "float32")
-        change = change + ops.sum(ops.square(now - before))
-        size = size + ops.sum(ops.square(before))
+        now = tf.cast(now, tf.float32)
+        before = tf.cast(before, tf.float32)
+        change = change + tf.reduce_sum(tf.square(now - before))
+        size = size + tf.reduce_sum(tf.square(before))
     return {
-        tags.BN_MOVING_CHANGE.name: ops.sqrt(change)
-        / ops.maximum(ops.sqrt(size), 1e-12)
+        tags.BN_MOVING_CHANGE.name: tf.sqrt(change) / tf.maximum(tf.sqrt(size), 1e-12)
     }
 
 
 def relative_l2(actual, reference):
     """‖actual − reference‖ / ‖reference‖, in float32."""
-    actual = ops.cast(actual, "float32")
-    reference = ops.cast(reference, "float32")
-    difference = ops.sqrt(ops.sum(ops.square(actual - reference)))
-    return difference / ops.maximum(ops.sqrt(ops.sum(ops.square(reference))), 1e-12)
+    actual = tf.cast(actual, tf.float32)
+    reference = tf.cast(reference, tf.float32)
+    difference = tf.sqrt(tf.reduce_sum(tf.square(actual - reference)))
+    return difference / tf.maximum(tf.sqrt(tf.reduce_sum(tf.square(reference))), 1e-12)
 
 
 def output_gap_stats(training_output, inference_output, classifier: bool) -> dict:
     """Train/inference gap of one model output on the same batch."""
     stats = {tags.GAP_REL_L2.name: relative_l2(training_output, inference_output)}
     if classifier:
-        agree = ops.equal(
-            ops.argmax(training_output, axis=-1), ops.argmax(inference_output, axis=-1)
+        agree = tf.equal(
+            tf.argmax(training_output, axis=-1), tf.argmax(inference_output, axis=-1)
         )
-        stats[tags.GAP_ARGMAX_AGREEMENT.name] = ops.mean(ops.cast(agree, "float32"))
+        stats[tags.GAP_ARGMAX_AGREEMENT.name] = tf.reduce_mean(
+            tf.cast(agree, tf.float32)
+        )
     return stats
 
 
 def norm_layer_stats(inputs, gamma=None, beta=None) -> dict:
     """Input and affine-parameter statistics of a LayerNorm-style layer."""
-    x = ops.cast(inputs, "float32")
-    stats = {tags.NORM_IN_MEAN.name: ops.mean(x), tags.NORM_IN_STD.name: ops.std(x)}
+    x = tf.cast(inputs, tf.float32)
+    stats = {
+        tags.NORM_IN_MEAN.name: tf.reduce_mean(x),
+        tags.NORM_IN_STD.name: tf.math.reduce_std(x),
+    }
     if gamma is not None:
-        gamma = ops.cast(gamma, "float32")
-        stats[tags.GAMMA_MEAN.name] = ops.mean(gamma)
-        stats[tags.GAMMA_STD.name] = ops.std(gamma)
+        gamma = tf.cast(gamma, tf.float32)
+        stats[tags.GAMMA_MEAN.name] = tf.reduce_mean(gamma)
+        stats[tags.GAMMA_STD.name] = tf.math.reduce_std(gamma)
     if beta is not None:
-        beta = ops.cast(beta, "float32")
-        stats[tags.BETA_MEAN.name] = ops.mean(beta)
-        stats[tags.BETA_STD.name] = ops.std(beta)
+        beta = tf.cast(beta, tf.float32)
+        stats[tags.BETA_MEAN.name] = tf.reduce_mean(beta)
+        stats[tags.BETA_STD.name] = tf.math.reduce_std(beta)
     return stats
