@@ -16,7 +16,7 @@ from bnscope.train_tap import TrainFunctionTap, requested_training
 
 # With `every_n_steps=None`, probes are spaced so their process CPU time stays
 # within this fraction of training's (DESIGN target: ≤ 3% overhead).
-DEFAULT_OVERHEAD_BUDGET = 0.02
+DEFAULT_OVERHEAD_BUDGET = 0.01
 # Never probe more often than this when spacing by budget: a very fast probe
 # should not flood the logs.
 MIN_AUTO_INTERVAL = 10
@@ -55,7 +55,7 @@ class BNScope(keras.callbacks.Callback):
             training step, by wrapping the optimizer's `apply`. Defaults to
             `False`.
         overhead_budget: Fraction of training CPU time probes may use when
-            `every_n_steps` is `None`. Defaults to `0.02`.
+            `every_n_steps` is `None`. Defaults to `0.01`.
         strict: Raise diagnostic errors instead of warning once and going on.
             Defaults to `False`.
 
@@ -116,6 +116,9 @@ class BNScope(keras.callbacks.Callback):
         self._train_cpu = 0.0
         self._probe_cpu: float | None = None
         self._mark = 0.0
+        self._base_step = 0
+        self._steps_done = 0
+        self._last_batch = -1
 
     # -- Keras hooks ---------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -139,6 +142,8 @@ class BNScope(keras.callbacks.Callback):
         self._last_probe_step = -1
         self._train_cpu = 0.0
         self._probe_cpu = None
+        self._base_step = _optimizer_step(self.model)
+        self._steps_done = 0
         params = self.params or {}
         observer.start_fit(
             steps_per_epoch=params.get("steps"),
@@ -158,9 +163,16 @@ class BNScope(keras.callbacks.Callback):
             self._tap.install()
         self._mark = time.process_time()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
     def on_train_batch_end(self, batch, logs=None):
         now = time.process_time()
         self._train_cpu += now - self._mark
+        # `batch` is the last step's index in the epoch (steps_per_execution
+        # may cover several); counting in Python avoids a device read per step.
+        self._steps_done += batch - self._last_batch
+        self._last_batch = batch
         step = self._step()
         if self._due(step):
             self._probe(step)
@@ -184,11 +196,7 @@ class BNScope(keras.callbacks.Callback):
         self._batch = batch
 
     def _step(self) -> int:
-        iterations = getattr(self.model.optimizer, "iterations", None)
-        try:
-            return int(iterations.numpy())
-        except AttributeError:
-            return self._last_probe_step + 1
+        return self._base_step + self._steps_done
 
     def _instrument_train_step(self, hooks) -> None:
         """Full mode and `exact_gradients`: compile bnscope into the train step."""
@@ -269,6 +277,15 @@ class BNScope(keras.callbacks.Callback):
                 self.model.make_train_function(force=True)
         if self.observer is not None:
             self.observer.close()
+
+
+def _optimizer_step(model: keras.Model) -> int:
+    """Steps the model has trained so far, so resumed training appends."""
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    try:
+        return int(iterations.numpy())
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _as_batch(data: Any) -> tuple:
