@@ -70,7 +70,7 @@ def metadata_summary(metadata: Mapping, layers_markdown: str) -> summary_pb2.Sum
     text_value(
         summary,
         tags.METADATA_TAG,
-        json.dumps(metadata),
+        json.dumps(metadata, default=str),
         plugin_name=tags.METADATA_PLUGIN,
     )
     text_value(summary, tags.LAYERS_TABLE_TAG, layers_markdown)

@@ -79,13 +79,23 @@ def normalization_config(layer: keras.layers.Layer) -> dict[str, Any] | None:
         "kind": kind,
         "axis": channel_axes(layer),
         "epsilon": _float_or_none(getattr(layer, "epsilon", None)),
-        "center": getattr(layer, "center", None),
-        "scale": getattr(layer, "scale", None),
+        "center": _bool_or_none(getattr(layer, "center", None)),
+        "scale": _bool_or_none(getattr(layer, "scale", None)),
     }
     if kind == "batch":
         config["momentum"] = _float_or_none(layer.momentum)
         config["channels"] = int(layer.moving_mean.shape[0]) if layer.built else None
     return config
+
+
+def scale_and_offset(layer: keras.layers.Layer) -> tuple:
+    """The layer's γ and β variables (either may be `None`)."""
+    gamma = getattr(layer, "gamma", None)
+    if gamma is None:
+        # RMSNormalization names its γ `scale` (which elsewhere is a flag).
+        scale = getattr(layer, "scale", None)
+        gamma = scale if hasattr(scale, "shape") else None
+    return gamma, getattr(layer, "beta", None)
 
 
 def parameter_count(layer: keras.layers.Layer) -> int:
@@ -102,6 +112,11 @@ def _size(variable) -> int:
     for dim in variable.shape:
         size *= int(dim)
     return size
+
+
+def _bool_or_none(value) -> bool | None:
+    # RMSNormalization's `scale` is its weight, not a flag.
+    return value if isinstance(value, bool) else None
 
 
 def _float_or_none(value) -> float | None:

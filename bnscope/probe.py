@@ -230,9 +230,7 @@ class Probe:
                 self._record_batch_norm(values, call, inference_calls.get(call.name))
             elif kind is not None and call.inputs is not None:
                 stats = normalization.norm_layer_stats(
-                    call.inputs,
-                    getattr(layer, "gamma", None),
-                    getattr(layer, "beta", None),
+                    call.inputs, *layer_info.scale_and_offset(layer)
                 )
                 for metric, value in stats.items():
                     values[f"{metric}/{call.name}"] = value

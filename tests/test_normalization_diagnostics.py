@@ -25,7 +25,9 @@ def data(n=256, features=8, shift=0.0, scale=1.0, seed=0):
     return x * scale + shift, y
 
 
-def findings(model, tmp_path, x, y, batch_size=32, epochs=3, every_n_steps=2):
+def findings(
+    model, tmp_path, x, y, batch_size=32, epochs=3, every_n_steps=2, **fit_kwargs
+):
     model.fit(
         x,
         y,
@@ -33,6 +35,7 @@ def findings(model, tmp_path, x, y, batch_size=32, epochs=3, every_n_steps=2):
         epochs=epochs,
         verbose=0,
         callbacks=[BNScope(log_dir=str(tmp_path), every_n_steps=every_n_steps)],
+        **fit_kwargs,
     )
     run_dir = str(tmp_path / tags.RUN_DIRNAME)
     return {(f.rule, f.layer): f for f in evaluate(read_run(run_dir))}, run_dir
@@ -163,3 +166,67 @@ def test_healthy_bn_model_is_quiet(tmp_path):
         "bn_train_inference_gap",
     }
     assert not rules_of(found) & misuse, found
+
+
+def test_reference_bn_layer_gives_the_same_drift_as_keras(tmp_path):
+    from bnscope.layers import BatchNormalization as ReferenceBN
+
+    x, y = data(n=64)
+    runs = {}
+    for name, bn_class in (("keras", L.BatchNormalization), ("reference", ReferenceBN)):
+        keras.utils.set_random_seed(0)  # the layers below draw their seeds now
+        model = mlp(
+            L.Dense(16, use_bias=False),
+            bn_class(momentum=0.9, name="bn"),
+            L.Activation("relu"),
+        )
+        findings(model, tmp_path / name, x, y, epochs=1, shuffle=False)
+        runs[name] = eventdata.scalars(tmp_path / name / tags.RUN_DIRNAME)
+    for metric in (
+        tags.BN_MEAN_SHIFT,
+        tags.BN_LOG_VAR_RATIO,
+        tags.BN_GAP,
+        tags.GRAD_NORM,
+    ):
+        keras_values = [v for _, v in runs["keras"][metric.tag("bn")]]
+        reference_values = [v for _, v in runs["reference"][metric.tag("bn")]]
+        assert reference_values == pytest.approx(keras_values, rel=1e-4, abs=1e-6), (
+            metric.name
+        )
+
+
+def test_layer_group_and_rms_normalization_statistics(tmp_path):
+    from bnscope.layers import LayerNormalization as ReferenceLN
+
+    model = mlp(
+        L.Dense(16, name="d1"),
+        L.LayerNormalization(name="ln"),
+        L.Dense(16, name="d2"),
+        L.GroupNormalization(groups=4, name="gn"),
+        L.Dense(16, name="d3"),
+        L.RMSNormalization(name="rms"),
+        L.Dense(16, name="d4"),
+        ReferenceLN(name="ref_ln"),
+    )
+    x, y = data(n=64, shift=2.0)
+    _, run = findings(model, tmp_path, x, y, epochs=1)
+    kinds = {
+        layer["name"]: (layer["normalization"] or {}).get("kind")
+        for layer in eventdata.metadata(run)["layers"]
+    }
+    assert {name: kind for name, kind in kinds.items() if kind} == {
+        "ln": "layer",
+        "gn": "group",
+        "rms": "rms",
+        "ref_ln": "layer",
+    }
+    normalized = {"ln", "gn", "rms", "ref_ln"}
+    assert eventdata.tags_of(run, tags.NORM_IN_STD) == normalized
+    assert eventdata.tags_of(run, tags.GAMMA_MEAN) == normalized
+    assert eventdata.tags_of(run, tags.BETA_MEAN) == normalized - {
+        "rms"
+    }  # RMSNorm has no β
+    assert not eventdata.tags_of(run, tags.BN_MEAN_SHIFT)  # no moving statistics
+    scalars = eventdata.scalars(run)
+    # γ starts at 1 and has taken one SGD step when first probed.
+    assert scalars[tags.GAMMA_MEAN.tag("ln")][0][1] == pytest.approx(1.0, abs=1e-3)
