@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "(needs TensorFlow), and print the reports.",
     )
     demo.add_argument(
-        "--out", default=None, help="log directory to write (default: a temp dir)"
+        "--out", default=None, help="log directory to write (default: ./bnscope-demo)"
     )
     return parser
 
