@@ -90,7 +90,10 @@ class Probe:
     def __call__(
         self, x, y=None, sample_weight=None, with_histograms: bool = False
     ) -> ProbeResult:
-        scalars, histograms = self._function(x, y, sample_weight, with_histograms)
+        # A tensor, not a Python bool: one trace serves both kinds of probe.
+        scalars, histograms = self._function(
+            x, y, sample_weight, tf.constant(with_histograms)
+        )
         values = scalars.numpy().tolist()
         result = ProbeResult(dict(zip(self._scalar_tags, values)))
         if with_histograms:
@@ -104,7 +107,7 @@ class Probe:
         )
 
     # Everything below runs while tracing.
-    def _measure(self, x, y, sample_weight, with_histograms: bool):
+    def _measure(self, x, y, sample_weight, with_histograms):
         self.traces += 1
         model = self.model
         state = [(v, v.value) for v in model.non_trainable_variables]
@@ -145,13 +148,15 @@ class Probe:
         if present:
             values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.l2_norm(present)
 
+        observed = [call for call in train.calls if call.outputs is not None]
+        self._histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
         histograms = []
-        self._histogram_tags = []
-        if with_histograms:
-            for call in train.calls:
-                if call.outputs is not None:
-                    self._histogram_tags.append(tags.ACT_HIST.tag(call.name))
-                    histograms.append(activations.histogram(call.outputs))
+        if observed:
+            histograms = tf.cond(
+                with_histograms,
+                lambda: [activations.histogram(call.outputs) for call in observed],
+                lambda: [activations.empty_histogram() for _ in observed],
+            )
 
         # Snapshots are ours, not the model's; update them after the scope.
         for snapshot, variable in zip(self._weight_snapshot, self._trainable):

@@ -4,8 +4,8 @@ A separate probe pass costs about as much as a training step, so probing at
 every step would double training time. In full mode (`every_n_steps=1`)
 bnscope instead wraps `model.train_step` on the instance, so the activations
 training already computes are summarized in the same compiled function, on
-each training batch, and the values are stashed in bnscope's own variable
-(read once per step). Exact gradient norms come from the optimizer wrapper in
+the first `STEP_SAMPLES` samples of each training batch, and the values are
+stashed in bnscope's own variable (read once per step). Exact gradient norms come from the optimizer wrapper in
 `exact_gradients.py`. What needs extra passes (probe-batch gradients, BN
 drift against the fixed batch, the train/inference gap) still comes from the
 probe, spaced by the overhead budget.
@@ -35,6 +35,14 @@ STEP_METRICS = frozenset(
         tags.ACT_NONFINITE,
     )
 )
+
+
+# Samples of each training batch summarized in full mode. Summarizing is
+# memory-bound (several passes over every layer output); on a LeNet-5 at batch
+# 128 the whole batch costs about 0.4 of a training step, 32 samples about 0.1,
+# which keeps full mode within its 1.3x target (benchmarks/overhead.py). A
+# different slice is seen at every step, since batches change.
+STEP_SAMPLES = 32
 
 
 def supported(model: keras.Model) -> str | None:
@@ -87,8 +95,11 @@ class StepStatistics:
         for call in recording.calls:
             if call.outputs is None:
                 continue
+            outputs = call.outputs
+            if len(outputs.shape) >= 1:
+                outputs = outputs[:STEP_SAMPLES]
             stats = activations.activation_stats(
-                call.outputs, layer_info.activation_name(call.layer)
+                outputs, layer_info.activation_name(call.layer)
             )
             for metric, value in stats.items():
                 values[f"{metric}/{call.name}"] = value

@@ -274,6 +274,7 @@ def test_reused_across_fits_continues_the_step_counter(tmp_path):
     steps = [s for s, _ in eventdata.scalars(tmp_path / RUN)[tags.LOSS.tag()]]
     assert steps == [1, 2, 4, 5, 6, 8]
     assert len(os.listdir(tmp_path / RUN)) == 2  # one file per fit, same run
+    assert callback.observer._probe.traces == 1  # compiled once, histograms or not
 
 
 def test_exact_gradients_match_gradient_tape(tmp_path):

@@ -39,34 +39,55 @@ def activation_stats(outputs, activation: str | None = None) -> dict:
         A flat dict keyed by `bnscope.tags` metric names.
     """
     x = tf.cast(outputs, tf.float32)
-    finite = tf.math.is_finite(x)
-    safe = tf.where(finite, x, tf.zeros_like(x))
     count = tf.cast(tf.size(x), tf.float32)
-    mean = tf.reduce_sum(safe) / count
-    std = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(safe - mean)) / count, 0.0))
-    is_zero = tf.equal(x, 0.0)
+    total = tf.reduce_sum(x)
+    # Few passes over the tensor: this also runs inside the training step in
+    # full mode. NaN/Inf make the sum non-finite, and only then is the slower
+    # path that keeps them out of the moments taken.
+    mean, std, low, high, nonfinite = tf.cond(
+        tf.math.is_finite(total),
+        lambda: _finite_moments(x, total / count, count),
+        lambda: _guarded_moments(x, count),
+    )
     stats = {
         tags.ACT_MEAN.name: mean,
         tags.ACT_STD.name: std,
-        tags.ACT_MIN.name: tf.reduce_min(safe),
-        tags.ACT_MAX.name: tf.reduce_max(safe),
-        tags.ACT_ZERO_FRAC.name: tf.reduce_mean(tf.cast(is_zero, tf.float32)),
-        tags.ACT_NONFINITE.name: tf.reduce_sum(
-            tf.cast(tf.logical_not(finite), tf.float32)
-        ),
+        tags.ACT_MIN.name: low,
+        tags.ACT_MAX.name: high,
+        tags.ACT_ZERO_FRAC.name: 1.0 - _fraction_nonzero(x, count),
+        tags.ACT_NONFINITE.name: nonfinite,
     }
     if len(x.shape) >= 2:
         # A unit (last-axis channel) is dead when it is 0 for every sample and
-        # position of the probe batch.
-        per_unit = tf.reshape(is_zero, (-1, tf.shape(x)[-1]))
-        dead = tf.reduce_all(per_unit, axis=0)
-        stats[tags.ACT_DEAD_FRAC.name] = tf.reduce_mean(tf.cast(dead, tf.float32))
+        # position of the batch.
+        per_unit = tf.math.count_nonzero(tf.reshape(x, (-1, tf.shape(x)[-1])), axis=0)
+        dead = tf.cast(tf.equal(per_unit, 0), tf.float32)
+        stats[tags.ACT_DEAD_FRAC.name] = tf.reduce_mean(dead)
     saturated = saturated_mask(x, activation)
     if saturated is not None:
-        stats[tags.ACT_SATURATED_FRAC.name] = tf.reduce_mean(
-            tf.cast(saturated, tf.float32)
+        saturated_count = tf.cast(tf.math.count_nonzero(saturated), tf.float32)
+        stats[tags.ACT_SATURATED_FRAC.name] = saturated_count / tf.cast(
+            tf.size(saturated), tf.float32
         )
     return stats
+
+
+def _finite_moments(x, mean, count):
+    variance = tf.reduce_sum(tf.math.squared_difference(x, mean)) / count
+    return mean, tf.sqrt(variance), tf.reduce_min(x), tf.reduce_max(x), 0.0
+
+
+def _guarded_moments(x, count):
+    finite = tf.math.is_finite(x)
+    safe = tf.where(finite, x, tf.zeros_like(x))
+    mean = tf.reduce_sum(safe) / count
+    variance = tf.reduce_sum(tf.math.squared_difference(safe, mean)) / count
+    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.float32))
+    return mean, tf.sqrt(variance), tf.reduce_min(safe), tf.reduce_max(safe), nonfinite
+
+
+def _fraction_nonzero(x, count):
+    return tf.cast(tf.math.count_nonzero(x), tf.float32) / count
 
 
 def saturated_mask(x, activation: str | None):
@@ -81,7 +102,15 @@ def saturated_mask(x, activation: str | None):
     return None
 
 
-def histogram(outputs, bins: int = 30):
+HISTOGRAM_BINS = 30
+
+
+def empty_histogram(bins: int = HISTOGRAM_BINS):
+    """An all-zero `(edges, counts)` pair shaped like `histogram`'s."""
+    return tf.zeros([bins + 1], tf.float32), tf.zeros([bins], tf.float32)
+
+
+def histogram(outputs, bins: int = HISTOGRAM_BINS):
     """Returns `(edges, counts)` of the finite values of `outputs`."""
     x = tf.reshape(tf.cast(outputs, tf.float32), (-1,))
     finite = tf.math.is_finite(x)
