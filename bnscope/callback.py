@@ -47,6 +47,9 @@ class BNScope(keras.callbacks.Callback):
         every_n_steps: Probe every this many training steps (and at every
             epoch end). Defaults to `None`: probes are spaced by measured cost
             so they take at most `overhead_budget` of training's CPU time.
+            `1` is full mode: activation statistics and exact gradient norms
+            of every training step are computed inside the step itself (on
+            its first 32 samples), and the probe runs on the budget.
         probe_data: `x`, `(x, y)` or `(x, y, sample_weight)` to probe on.
             Defaults to `None`: the first training batch of each `fit`.
         histogram_every_n_probes: Write activation histograms every this many
@@ -122,6 +125,12 @@ class BNScope(keras.callbacks.Callback):
 
     # -- Keras hooks ---------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        # Steps this callback already recorded for this model: loss scaling
+        # skips steps without counting them in `optimizer.iterations`, and a
+        # later fit must still append rather than rewrite those steps.
+        recorded = 0
+        if self.observer is not None and self.observer.model is self.model:
+            recorded = self._step()
         if self.observer is None or self.observer.model is not self.model:
             self.observer = Observer(
                 self.model,
@@ -142,7 +151,7 @@ class BNScope(keras.callbacks.Callback):
         self._last_probe_step = -1
         self._train_cpu = 0.0
         self._probe_cpu = None
-        self._base_step = _optimizer_step(self.model)
+        self._base_step = max(_optimizer_step(self.model), recorded)
         self._steps_done = 0
         params = self.params or {}
         observer.start_fit(
