@@ -112,8 +112,9 @@ class Probe:
         model = self.model
         state = [(v, v.value) for v in model.non_trainable_variables]
         gradients_skipped = None
+        scale = self._loss_scale()
         with keras.StatelessScope(state_mapping=state):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=scale is not None) as tape:
                 with self.hooks.recording() as train:
                     y_pred = model(x, training=True)
                 try:
@@ -121,11 +122,12 @@ class Probe:
                 except Exception as error:
                     loss = None
                     gradients_skipped = f"{type(error).__name__}: {error}"
-                scaled = None if loss is None else self._scale(loss)
+                scaled = None
+                if loss is not None and scale is not None:
+                    scaled = loss * tf.cast(scale, loss.dtype)
             grads = [None] * len(self._trainable)
-            if scaled is not None:
-                grads = tape.gradient(scaled, self._trainable)
-                grads = [None if g is None else self._unscale(g) for g in grads]
+            if loss is not None:
+                grads = self._gradients(tape, loss, scaled, scale)
         # A fresh scope: inference must see the moving statistics as they
         # are, not as the training-mode pass would have updated them.
         with (
@@ -179,15 +181,36 @@ class Probe:
         stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
         return stacked, histograms
 
-    def _scale(self, loss):
+    def _loss_scale(self):
         optimizer = getattr(self.model, "optimizer", None)
-        scale = getattr(optimizer, "dynamic_scale", None)
-        return loss if scale is None else loss * tf.cast(scale, loss.dtype)
+        return getattr(optimizer, "dynamic_scale", None)
 
-    def _unscale(self, gradient):
-        optimizer = getattr(self.model, "optimizer", None)
-        scale = getattr(optimizer, "dynamic_scale", None)
-        return gradient if scale is None else gradient / tf.cast(scale, gradient.dtype)
+    def _gradients(self, tape, loss, scaled_loss, scale) -> list:
+        """Gradients of `loss`, loss-scaled as the optimizer scales them."""
+        if scale is None:
+            return tape.gradient(loss, self._trainable)
+        scaled = tape.gradient(scaled_loss, self._trainable)
+        present = [i for i, g in enumerate(scaled) if g is not None]
+        if not present:
+            return scaled
+        unscaled = [
+            tf.convert_to_tensor(scaled[i]) / tf.cast(scale, scaled[i].dtype)
+            for i in present
+        ]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in unscaled])
+
+        def unscaled_gradients():
+            # A scale that overflows is normal: the optimizer skips that step
+            # and halves the scale. Measure at scale 1 rather than report the
+            # overflow as NaN gradients; a real NaN stays NaN.
+            variables = [self._trainable[i] for i in present]
+            return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+        chosen = tf.cond(finite, lambda: unscaled, unscaled_gradients)
+        grads = [None] * len(scaled)
+        for i, gradient in zip(present, chosen):
+            grads[i] = gradient
+        return grads
 
     def _input_names(self, x) -> list[str]:
         flat = tree.flatten(x)
