@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from typing import IO
 
@@ -110,6 +111,7 @@ def main(
     quick: bool = False,
     seed: int = 0,
     stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
     width: int | None = None,
 ) -> int:
     """Runs the demo and returns the exit code.
@@ -119,6 +121,7 @@ def main(
         quick: Train 3 epochs instead of 10 (for tests). Defaults to `False`.
         seed: Random seed. Defaults to `0`.
         stdout: Where to print. Defaults to `None` (`sys.stdout`).
+        stderr: Where errors go. Defaults to `None` (`sys.stderr`).
         width: Report width in columns. Defaults to `None` (the terminal's).
 
     Returns:
@@ -140,11 +143,9 @@ def main(
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras  # noqa: F401
     except ModuleNotFoundError as error:
-        extra = "demo" if error.name == "sklearn" else "cpu"
-        console.print(
+        (stderr or sys.stderr).write(
             f"bnscope: error: the demo needs {error.name}: "
-            f"pip install 'bnscope[cpu,demo]' (missing extra: {extra})",
-            style="bnscope.error",
+            "pip install 'bnscope[cpu,demo]'\n"
         )
         return cli.EXIT_BAD_INPUT
     epochs = QUICK_EPOCHS if quick else EPOCHS
@@ -159,15 +160,18 @@ def main(
             f"{time.perf_counter() - start:.0f} s, test accuracy "
             f"{results[variant]['test_accuracy']:.0%}"
         )
-    console.print()
-    console.rule(f"[bnscope.title]$ bnscope summarize {out}")
+    # Commands are printed unwrapped, so they can be copied as they are.
+    console.print(f"\n$ bnscope summarize {out}", style="bnscope.title", soft_wrap=True)
     cli.summarize_command(out, fail_on="never", stdout=stdout, width=width)
     sick, healthy = (os.path.join(out, variant, "bnscope") for variant, _ in VARIANTS)
-    console.rule(f"[bnscope.title]$ bnscope compare {sick} {healthy}")
+    console.print(
+        f"\n$ bnscope compare {sick} {healthy}", style="bnscope.title", soft_wrap=True
+    )
     cli.compare_command(sick, healthy, stdout=stdout, width=width)
     console.print()
     console.print(
-        f"To see the dashboards: [bnscope.title]tensorboard --logdir {out}[/]"
+        f"To see the dashboards: [bnscope.title]tensorboard --logdir {out}[/]",
+        soft_wrap=True,
     )
     console.print(
         "What each finding means and how to fix it: docs/findings.md",
