@@ -6,8 +6,9 @@ gradients training actually applied at every step, bnscope wraps
 `LossScaleOptimizer`, so the gradients are already unscaled), stashes the
 per-layer norms in its own variable, and rebuilds the train function so the
 extra reductions are compiled into it (XLA included). Under `tf.distribute`
-the optimizer sees per-replica gradients before the all-reduce, so the norms
-are those of one replica's gradients; bnscope records them as such.
+the optimizer sees per-replica gradients before the all-reduce; bnscope records
+the mean over replicas of each replica's own-batch gradient norm (see
+docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -82,4 +83,14 @@ class StepGradientNorms:
             l2_norm([by_id[i] for i in group if i in by_id]) for group in self._groups
         ]
         norms.append(l2_norm(list(by_id.values())))
-        self._norms.assign(tf.stack(norms))
+        norms = tf.stack(norms)
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if replicas > 1:
+            # Each replica sees its own gradient, of its loss divided by the
+            # replica count (Keras scales it so the all-reduced sum is the
+            # mean). Record the mean over replicas of each replica's own-batch
+            # gradient norm, the same on every replica: one tiny all-reduce.
+            norms = context.all_reduce(tf.distribute.ReduceOp.MEAN, norms)
+            norms = norms * float(replicas)
+        self._norms.assign(norms)
