@@ -99,20 +99,15 @@ def print_results(results: dict[str, dict[str, float]]) -> None:
         print(f"{variant:<16} {cells}", flush=True)
 
 
-def scope(log_dir: str, quick: bool, every_n_steps: int = 10):
+def scope(log_dir: str, every_n_steps: int = 10):
     """The `BNScope` callback the examples attach.
 
-    Probes every `every_n_steps` steps, so that short runs have enough probes
-    for the trend rules. `--quick` skips activation histograms, which saves
-    the probe's second trace (a few seconds per model).
+    Probes every `every_n_steps` steps (rather than by measured cost), so that
+    short runs have enough probes for the trend rules.
     """
     import bnscope
 
-    return bnscope.BNScope(
-        log_dir=log_dir,
-        every_n_steps=every_n_steps,
-        histogram_every_n_probes=0 if quick else 10,
-    )
+    return bnscope.BNScope(log_dir=log_dir, every_n_steps=every_n_steps)
 
 
 def _width() -> int | None:

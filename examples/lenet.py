@@ -113,9 +113,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
             batch_size=32,
             epochs=epochs,
             verbose=0,
-            callbacks=[
-                _common.scope(_common.fresh_log_dir(args.logdir, variant), args.quick)
-            ],
+            callbacks=[_common.scope(_common.fresh_log_dir(args.logdir, variant))],
         )
         _, test_accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
         results[variant] = {

@@ -64,9 +64,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
             batch_size=BATCH_SIZE,
             epochs=epochs,
             verbose=0,
-            callbacks=[
-                _common.scope(_common.fresh_log_dir(args.logdir, variant), args.quick)
-            ],
+            callbacks=[_common.scope(_common.fresh_log_dir(args.logdir, variant))],
         )
         # evaluate() runs in inference mode: BN switches to its moving statistics.
         _, test_accuracy = model.evaluate(x_test, data.y_test, verbose=0)
