@@ -19,6 +19,7 @@ import contextlib
 import os
 import platform
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -29,6 +30,7 @@ import bnscope
 from bnscope import event_writer, layer_info, layout, tags
 from bnscope.hooks import LayerHooks, Recording
 from bnscope.probe import LossFn, Probe, ProbeResult
+from bnscope.train_tap import requested_training
 
 
 class Observer:
@@ -72,7 +74,7 @@ class Observer:
         self.run_dir = os.path.join(self.log_dir, tags.RUN_DIRNAME)
         self.histogram_every_n_probes = histogram_every_n_probes
         self.strict = strict
-        self.is_chief = _is_chief() if is_chief is None else is_chief
+        self.is_chief = _is_chief(model) if is_chief is None else is_chief
         self.config = dict(config or {})
         self.config.setdefault("histogram_every_n_probes", histogram_every_n_probes)
         self._loss_fn = loss_fn
@@ -110,11 +112,12 @@ class Observer:
             The `ProbeResult`, or `None` if the probe failed (and was reported).
         """
         with self._guard("probe (statistics at this step were skipped)"):
+            x, y, sample_weight = _merge_replicas((x, y, sample_weight))
             if self._probe is None:
                 self._probe = Probe(self.model, self.hooks, self._loss_fn)
             traces = self._probe.traces
             if self._batch_size is None:
-                self._batch_size = _batch_size(x)
+                self._batch_size = _replica_batch_size(self.model, x)
             histograms = (
                 self.histogram_every_n_probes > 0
                 and self._probes % self.histogram_every_n_probes == 0
@@ -139,6 +142,22 @@ class Observer:
         if self._hooks is None:
             self._hooks = LayerHooks(self.model)
         return self._hooks
+
+    @contextlib.contextmanager
+    def watch_training_step(self) -> Iterator[None]:
+        """Records the mode each BN layer runs in during a custom training step.
+
+        Wrap the call that runs (and, for a `tf.function`, traces) your train
+        step, once: `bn_training_mode/<layer>` and the frozen-BN diagnostics
+        then work as they do with the `BNScope` callback.
+        """
+        hooks = self.hooks
+        with self._guard("recording BatchNormalization modes"):
+            self.set_requested_training(requested_training(self.model, hooks))
+        with hooks.recording() as recording:
+            yield
+        with self._guard("recording BatchNormalization modes"):
+            self.record_training_modes(recording)
 
     def record_training_modes(self, recording: Recording) -> None:
         """Remembers which mode each BN layer actually ran in inside `train_step`."""
@@ -244,6 +263,7 @@ class Observer:
                 "params": int(model.count_params()) if model.built else None,
             },
             "batch_size": self._batch_size,
+            "replicas": _replicas(model),
             "optimizer": _optimizer_info(optimizer),
             "config": self.config,
             "inputs": [
@@ -290,8 +310,11 @@ class _Guard:
         return True
 
 
-def _is_chief() -> bool:
-    strategy = tf.distribute.get_strategy()
+def _is_chief(model: keras.Model) -> bool:
+    # The model's strategy: callbacks and loops usually run outside its scope.
+    strategy = (
+        getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    )
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "cluster_spec", None):
         return True
@@ -301,6 +324,33 @@ def _is_chief() -> bool:
         return True
     spec = resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and "chief" not in spec
+
+
+def _merge_replicas(batch):
+    """Per-replica values (`tf.distribute`) as one batch of this worker's data."""
+
+    def merge(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            parts = value.values
+            return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+        return value
+
+    return tf.nest.map_structure(merge, batch)
+
+
+def _replicas(model: keras.Model) -> int:
+    strategy = getattr(model, "distribute_strategy", None)
+    return int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+
+
+def _replica_batch_size(model: keras.Model, x) -> int | None:
+    """The batch each replica's BN normalizes over: this worker's share per device."""
+    size = _batch_size(x)
+    strategy = getattr(model, "distribute_strategy", None)
+    devices = len(getattr(getattr(strategy, "extended", None), "worker_devices", ()))
+    if size is None or devices <= 1:
+        return size
+    return max(size // devices, 1)
 
 
 def _batch_size(x) -> int | None:
