@@ -346,10 +346,10 @@ def _replicas(model: keras.Model) -> int:
 def _replica_batch_size(model: keras.Model, x) -> int | None:
     """The batch each replica's BN normalizes over: this worker's share per device."""
     size = _batch_size(x)
-    strategy = getattr(model, "distribute_strategy", None)
-    devices = len(getattr(getattr(strategy, "extended", None), "worker_devices", ()))
-    if size is None or devices <= 1:
+    if size is None or _replicas(model) <= 1:
         return size
+    # Only distribution strategies have worker devices (the default raises).
+    devices = len(model.distribute_strategy.extended.worker_devices)
     return max(size // devices, 1)
 
 
