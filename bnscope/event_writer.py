@@ -8,6 +8,7 @@ system when written: a killed training process loses nothing already probed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -90,6 +91,9 @@ class EventFileWriter:
     def __init__(self, run_dir: str):
         self.run_dir = run_dir
         self.path: str | None = None
+        # The first OSError (unwritable directory, full disk): raised once,
+        # then the writer drops events instead of failing on every one.
+        self.error: OSError | None = None
         self._file = None
 
     def _open(self) -> None:
@@ -116,12 +120,28 @@ class EventFileWriter:
         self.add_event(event)
 
     def add_event(self, event: event_pb2.Event) -> None:
-        if self._file is None:
-            self._open()
-        self._file.write(encode_record(event.SerializeToString()))
-        self._file.flush()
+        if self.error is not None:
+            return
+        try:
+            if self._file is None:
+                self._open()
+            self._file.write(encode_record(event.SerializeToString()))
+            self._file.flush()
+        except OSError as error:
+            self.error = error
+            self._discard()
+            raise
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
+
+    def _discard(self) -> None:
+        # A failed flush leaves bytes in the buffer that every later write and
+        # close() would retry; close the file without them. What was flushed
+        # before stays readable (a torn last record fails its CRC).
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None

@@ -111,6 +111,8 @@ class Observer:
         Returns:
             The `ProbeResult`, or `None` if the probe failed (and was reported).
         """
+        if self._writer.error is not None:
+            return None  # nothing can be recorded: do not spend the probe
         with self._guard("probe (statistics at this step were skipped)"):
             x, y, sample_weight = _merge_replicas((x, y, sample_weight))
             if self._probe is None:
@@ -134,7 +136,8 @@ class Observer:
     def write_scalars(self, step: int, values: dict[str, float]) -> None:
         """Writes `tag -> value` pairs as one event at `step`."""
         if values and self.is_chief:
-            self._writer.add_summary(event_writer.scalars_summary(values), step)
+            with self._write_guard():
+                self._writer.add_summary(event_writer.scalars_summary(values), step)
 
     @property
     def hooks(self) -> LayerHooks:
@@ -195,6 +198,11 @@ class Observer:
     def _guard(self, what: str):
         return _Guard(self, what)
 
+    def _write_guard(self):
+        # One warning for a directory that cannot be written, whichever write
+        # hits it first; the writer then drops everything quietly.
+        return _Guard(self, f"writing to {self.run_dir} (nothing more is recorded)")
+
     def _add_python_scalars(self, result: ProbeResult, step: int) -> None:
         """Values known in Python rather than in the graph."""
         for name, mode in self._training_modes.items():
@@ -210,18 +218,21 @@ class Observer:
     def _write(self, step: int, result: ProbeResult) -> None:
         if not self.is_chief:
             return
+        summaries = []
         if not self._metadata_written:
             metadata = self._metadata()
-            self._writer.add_summary(
-                event_writer.metadata_summary(metadata, _layers_markdown(metadata)),
-                step,
+            summaries.append(
+                event_writer.metadata_summary(metadata, _layers_markdown(metadata))
             )
-            self._writer.add_summary(layout.custom_scalars_summary(metadata), step)
-            self._metadata_written = True
+            summaries.append(layout.custom_scalars_summary(metadata))
         summary = event_writer.scalars_summary(result.scalars)
         for tag, (edges, counts) in result.histograms.items():
             event_writer.histogram_value(summary, tag, edges, counts)
-        self._writer.add_summary(summary, step)
+        summaries.append(summary)
+        with self._write_guard():
+            for each in summaries:
+                self._writer.add_summary(each, step)
+            self._metadata_written = True
 
     def _metadata(self) -> dict[str, Any]:
         model = self.model
