@@ -1,0 +1,150 @@
+"""`bnscope.Observer` in a custom `tf.GradientTape` training loop.
+
+A loop that does what `fit` does, observed at the same steps on the same
+batch, writes the same tags with the same values and gives the same findings
+as the `BNScope` callback.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bnscope
+from bnscope import BNScope, tags
+from tests import eventdata, models
+from tests.summarize import rules_found, summarize_json
+
+RUN = tags.RUN_DIRNAME
+BATCH = 16
+EPOCHS = 2
+PROBE_STEPS = [1, 2, 4, 6, 8]  # every 2 steps and at epoch ends (4 steps each)
+
+
+def _callback_run(log_dir: str) -> keras.Model:
+    model = models.compiled(models.functional, seed=5)
+    x, y = models.data()
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        shuffle=False,
+        verbose=0,
+        callbacks=[BNScope(log_dir=log_dir, every_n_steps=2)],
+    )
+    return model
+
+
+def _custom_loop_run(log_dir: str) -> keras.Model:
+    model = models.compiled(models.functional, seed=5)
+    x, y = models.data()
+    model.optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    probe_x, probe_y = x[:BATCH], y[:BATCH]  # what the callback captures
+    step = 0
+    with bnscope.Observer(model, log_dir=log_dir) as observer:
+        for _ in range(EPOCHS):
+            for start in range(0, len(x), BATCH):
+                batch = x[start : start + BATCH], y[start : start + BATCH]
+                if step == 0:
+                    with observer.watch_training_step():  # BN modes, once
+                        train_step(*batch)
+                else:
+                    train_step(*batch)
+                step += 1
+                if step in PROBE_STEPS:
+                    observer.observe(step, probe_x, probe_y)
+    return model
+
+
+def test_custom_loop_writes_what_the_callback_writes(tmp_path):
+    callback_dir, loop_dir = str(tmp_path / "fit"), str(tmp_path / "loop")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _callback_run(callback_dir)
+        looped = _custom_loop_run(loop_dir)
+    assert not [w for w in caught if "bnscope" in str(w.message)]
+    for a, b in zip(fitted.weights, looped.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    by_fit = eventdata.scalars(os.path.join(callback_dir, RUN))
+    by_loop = eventdata.scalars(os.path.join(loop_dir, RUN))
+    assert set(by_loop) == set(by_fit)
+    assert tags.BN_TRAINING_MODE.tag("bn") in by_loop
+    for tag, series in by_fit.items():
+        steps, values = zip(*series)
+        loop_steps, loop_values = zip(*by_loop[tag])
+        assert loop_steps == steps == tuple(PROBE_STEPS), tag
+        np.testing.assert_allclose(loop_values, values, rtol=1e-6, err_msg=tag)
+
+    fit_meta = eventdata.metadata(os.path.join(callback_dir, RUN))
+    loop_meta = eventdata.metadata(os.path.join(loop_dir, RUN))
+    assert loop_meta["layers"] == fit_meta["layers"]
+    assert loop_meta["batch_size"] == fit_meta["batch_size"] == BATCH
+
+    fit_code, fit_report, _ = summarize_json(callback_dir)
+    loop_code, loop_report, _ = summarize_json(loop_dir)
+    assert loop_code == fit_code
+    assert rules_found(loop_report) == rules_found(fit_report)
+
+
+def test_uncompiled_model_with_loss_fn(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = models.functional()  # never compiled
+    optimizer = keras.optimizers.SGD(0.05)
+    x, y = models.data()
+    crossentropy = keras.losses.SparseCategoricalCrossentropy()
+
+    def loss_fn(x, y, y_pred, sample_weight):
+        return crossentropy(y, y_pred, sample_weight=sample_weight)
+
+    observer = bnscope.Observer(model, log_dir=str(tmp_path), loss_fn=loss_fn)
+    for step in range(1, 5):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(x, y, model(x, training=True), None)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        result = observer.observe(step, x, y)
+        assert result is not None
+        # The probe measured the model as it is after this step's update.
+        assert result.scalars[tags.LOSS.tag()] == pytest.approx(
+            float(loss_fn(x, y, model(x, training=True), None)), rel=1e-5
+        )
+    observer.close()
+    observer.close()  # safe twice
+
+    run = str(tmp_path / RUN)
+    assert eventdata.tags_of(run, tags.GRAD_NORM) == {"hidden", "bn", "probs"}
+    meta = eventdata.metadata(run)
+    assert meta["optimizer"] is None and meta["gradients_skipped"] is None
+    code, _, stderr = summarize_json(tmp_path)
+    assert code in (0, 1), stderr
+
+
+def test_observe_without_targets_records_activations_only(tmp_path):
+    model = models.compiled(models.functional)
+    x, _ = models.data(n=16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with bnscope.Observer(model, log_dir=str(tmp_path)) as observer:
+            assert observer.observe(1, x) is not None
+    assert not [w for w in caught if "bnscope" in str(w.message)]
+    run = str(tmp_path / RUN)
+    assert eventdata.tags_of(run, tags.ACT_STD) == {"hidden", "bn", "probs"}
+    assert not eventdata.tags_of(run, tags.GRAD_NORM)
+    assert eventdata.metadata(run)["gradients_skipped"]  # explained, not silent
