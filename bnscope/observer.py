@@ -4,13 +4,19 @@ This is the engine behind the `BNScope` callback and the public API for custom
 training loops:
 
 ```python
-observer = bnscope.Observer(model, log_dir="logs", loss_fn=my_loss)
-for step, (x, y) in enumerate(dataset):
-    train_step(x, y)
-    if step % 100 == 0:
-        observer.observe(step, x, y)
-observer.close()
+with bnscope.Observer(model, log_dir="logs", loss_fn=my_loss) as observer:
+    for step, (x, y) in enumerate(dataset, start=1):
+        if step == 1:
+            with observer.watch_training_step():  # records BN training modes
+                train_step(x, y)
+        else:
+            train_step(x, y)
+        if step == 1 or step % 100 == 0:
+            observer.observe(step, x, y)
 ```
+
+It writes the same tags as the callback; see docs/robustness.md for
+`tf.distribute` loops.
 """
 
 from __future__ import annotations
@@ -38,13 +44,23 @@ class Observer:
 
     Every diagnostic failure is caught, reported once as a `RuntimeWarning`
     naming what was skipped, and training goes on; `strict=True` re-raises.
+    A log directory that cannot be written (or a full disk) is reported once,
+    then nothing more is probed or written.
+
+    In a custom loop: call `observe(step, x, y)` every few steps (probing is
+    side-effect free, so any batch will do; a fixed one makes steps
+    comparable), wrap the first call of your train step in
+    `watch_training_step()` so BN training modes are known, and `close()` at
+    the end or use the observer as a context manager. Under `tf.distribute`,
+    `observe` takes the per-replica batch as is, and only the chief writes.
 
     Args:
         model: The Keras model to observe (TensorFlow backend).
         log_dir: Directory of TensorBoard logs; the run goes to
             `<log_dir>/bnscope/`. Defaults to `"logs"`.
         loss_fn: `(x, y, y_pred, sample_weight) -> loss` used for the probe's
-            gradients. Defaults to the model's compiled loss.
+            gradients (a scalar mean, as `fit` would use). Defaults to the
+            model's compiled loss; an uncompiled model needs one.
         histogram_every_n_probes: Write activation histograms every this many
             probes (0 disables them). Defaults to `10`.
         strict: Re-raise diagnostic errors instead of warning. Defaults to `False`.
