@@ -74,6 +74,14 @@ def unknown_cardinality() -> dict:
 
 
 # -- Case-specific checks ---------------------------------------------------------
+def inputs_and_outputs(inputs: set[str], outputs: set[str]):
+    def check(run, scalars, meta, report) -> None:
+        assert eventdata.tags_of(run, tags.INPUT_MEAN) == inputs
+        assert eventdata.tags_of(run, tags.GAP_REL_L2) == outputs
+
+    return check
+
+
 def token_inputs_are_not_flagged(run, scalars, meta, report) -> None:
     # Integer ids: statistics of the ids themselves, and no scaling advice.
     assert meta["inputs"][0]["dtype"] == "int32"
@@ -124,11 +132,16 @@ CASES = {
     "functional": Case(models.functional),
     "subclassed": Case(models.subclassed),
     "nested": Case(models.nested),
-    "multi_input": Case(models.multi_input, two_inputs),
+    "multi_input": Case(
+        models.multi_input,
+        two_inputs,
+        check=inputs_and_outputs({"left", "right"}, {"probs"}),
+    ),
     "multi_output": Case(
         models.multi_output,
         two_outputs,
         compile={"loss": [SPARSE, "mse"], "loss_weights": [1.0, 0.5]},
+        check=inputs_and_outputs({"features"}, {"probs", "value"}),
     ),
     # SimpleRNN, LSTM and GRU in one model.
     "recurrent": Case(models.recurrent, shaped(4, 3), histograms=True),
