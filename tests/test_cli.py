@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 from rich.console import Console
@@ -283,15 +282,6 @@ def test_unexpected_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["summarize", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: boom" in err
-
-
-def test_demo_is_dispatched_lazily(monkeypatch, tmp_path):
-    calls = []
-    fake = types.ModuleType("bnscope.demo")
-    fake.main = lambda out=None: calls.append(out) or 0
-    monkeypatch.setitem(sys.modules, "bnscope.demo", fake)
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
-    assert calls == [str(tmp_path)]
 
 
 def test_sparkline():
