@@ -11,6 +11,7 @@ import keras
 from bnscope import step_stats
 from bnscope.exact_gradients import StepGradientNorms
 from bnscope.observer import Observer
+from bnscope.probe import LossFn
 from bnscope.step_stats import StepStatistics
 from bnscope.train_tap import TrainFunctionTap, requested_training
 
@@ -61,6 +62,9 @@ class BNScope(keras.callbacks.Callback):
             `every_n_steps` is `None`. Defaults to `0.01`.
         strict: Raise diagnostic errors instead of warning once and going on.
             Defaults to `False`.
+        loss_fn: `(x, y, y_pred, sample_weight) -> loss` for the probe's
+            gradients, for models whose custom `train_step` computes a loss
+            `compile()` does not know. Defaults to `model.compute_loss`.
 
     Example:
 
@@ -79,6 +83,7 @@ class BNScope(keras.callbacks.Callback):
         exact_gradients: bool = False,
         overhead_budget: float = DEFAULT_OVERHEAD_BUDGET,
         strict: bool = False,
+        loss_fn: LossFn | None = None,
     ):
         super().__init__()
         if keras.backend.backend() != "tensorflow":
@@ -110,6 +115,7 @@ class BNScope(keras.callbacks.Callback):
         self.exact_gradients = exact_gradients
         self.overhead_budget = overhead_budget
         self.strict = strict
+        self.loss_fn = loss_fn
         self.observer: Observer | None = None
         self._tap: TrainFunctionTap | None = None
         self._step_norms: StepGradientNorms | None = None
@@ -135,6 +141,7 @@ class BNScope(keras.callbacks.Callback):
             self.observer = Observer(
                 self.model,
                 self.log_dir,
+                loss_fn=self.loss_fn,
                 histogram_every_n_probes=self.histogram_every_n_probes,
                 strict=self.strict,
                 config={

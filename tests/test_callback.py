@@ -98,11 +98,11 @@ def test_tensorboard_loads_the_run(tmp_path):
     )  # batch 16 x 16 units, all binned
 
 
-def _trained_weights(callbacks, jit_compile=False):
+def _trained_weights(callbacks):
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(7)
     model = models.sequential()  # BN + Dropout: RNG and moving stats in play
-    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile)
+    model.compile("adam", "sparse_categorical_crossentropy")
     x, y = models.data(n=96)
     model.fit(
         x, y, batch_size=16, epochs=2, callbacks=callbacks, verbose=0, shuffle=True
@@ -335,3 +335,39 @@ def test_full_mode_records_every_training_step(tmp_path):
     # tanh outputs of the first 32 (here: all 16) samples of each batch.
     assert all(0.0 < v <= 1.0 for _, v in scalars[tags.ACT_STD.tag("hidden")])
     assert tags.ACT_SATURATED_FRAC.tag("hidden") in scalars
+
+
+def test_loss_fn_gives_gradients_for_a_custom_train_step(tmp_path):
+    class OwnLoss(keras.Model):
+        """A custom train_step whose loss compile() does not know."""
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = keras.losses.sparse_categorical_crossentropy(
+                    y, self(x, training=True)
+                )
+                loss = tf.reduce_mean(loss)
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    model = OwnLoss(
+        inputs, keras.layers.Dense(3, activation="softmax", name="out")(inputs)
+    )
+    model.compile("adam")  # no loss
+    x, y = models.data()
+
+    def loss_fn(x, y, y_pred, sample_weight):
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
+
+    for name, kwargs in (("without", {}), ("with", {"loss_fn": loss_fn})):
+        callback = BNScope(log_dir=str(tmp_path / name), every_n_steps=2, **kwargs)
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    without = eventdata.metadata(tmp_path / "without" / RUN)
+    assert "No loss to compute" in without["gradients_skipped"]
+    assert not eventdata.tags_of(tmp_path / "without" / RUN, tags.GRAD_NORM)
+    assert eventdata.tags_of(tmp_path / "with" / RUN, tags.GRAD_NORM) == {"out"}
+    assert eventdata.metadata(tmp_path / "with" / RUN)["gradients_skipped"] is None
