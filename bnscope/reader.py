@@ -10,11 +10,9 @@ The run layout follows TensorBoard: a run is any directory that directly holds
 `*tfevents*` files, named by its path relative to LOGDIR. When LOGDIR itself
 holds event files, that run is named after LOGDIR's basename.
 
-Scalars are decoded in bulk: consecutive events of one run almost always carry
-the same tags in the same order. The first event of each tag layout is parsed
-with protobuf; later events whose `Summary` bytes match it everywhere but at
-the float payloads contribute a row of values through one byte comparison and
-one numpy gather, without a proto parse.
+Scalars are decoded in bulk: the first event of each tag layout is parsed
+with protobuf, later ones through a `SummaryTemplate`
+(`bnscope.summary_decoding`), without a proto parse.
 """
 
 from __future__ import annotations
@@ -32,6 +30,11 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
 from bnscope import tags
+from bnscope.summary_decoding import (
+    SummaryTemplate,
+    event_summary_span,
+    summary_template,
+)
 from bnscope.tfrecord import FramingReport, iter_records
 
 EVENT_FILE_MARKER = "tfevents"
@@ -287,7 +290,7 @@ class _Layout:
     fast: bool  # every value is a bnscope `simple_value` scalar
     simple: bool  # every scalar position holds a `simple_value`
     metadata_position: int | None
-    template: bool = False  # a `_Template` was built from this layout
+    template: bool = False  # a `SummaryTemplate` was built from this layout
     steps: list[int] = field(default_factory=list)
     sequence: list[int] = field(default_factory=list)
     files: list[int] = field(default_factory=list)
@@ -295,30 +298,9 @@ class _Layout:
 
 
 @dataclass
-class _Template:
-    """The bytes of a fast layout's `Summary`, with its float values masked out.
-
-    Two summaries whose bytes agree everywhere except at `simple_value`
-    payloads hold the same tags in the same order, so a later event is
-    decoded by one byte comparison and one gather, without a proto parse.
-    """
-
-    layout: _Layout
-    float_index: np.ndarray  # byte offsets of the float32 payloads, 4 per value
-    masked: bytes  # the summary bytes with those offsets zeroed
-
-    def values(self, raw: np.ndarray) -> np.ndarray | None:
-        masked = raw.copy()
-        masked[self.float_index] = 0
-        if masked.tobytes() != self.masked:
-            return None
-        return raw[self.float_index].view("<f4")
-
-
-@dataclass
 class _Accumulator:
     layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict)
-    templates: dict[int, list[_Template]] = field(default_factory=dict)
+    templates: dict[int, list[SummaryTemplate]] = field(default_factory=dict)
     metadata: tuple[int, str] | None = None  # (sequence, json text)
     sequence: int = 0
     file_min_steps: list[float] = field(default_factory=list)
@@ -366,91 +348,11 @@ def _scalar_of(value) -> float:
     return math.nan
 
 
-# -- Protobuf wire format, just enough to find an Event's summary -----------------
-
-
-def _varint(buffer: bytes, position: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buffer[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, position
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _event_summary_span(record: bytes) -> tuple[int, int, int] | None:
-    """`(step, start, end)` of the `summary` field of an `Event` record."""
-    position, size = 0, len(record)
-    step, start, end = 0, -1, -1
-    try:
-        while position < size:
-            key, position = _varint(record, position)
-            number, wire = key >> 3, key & 7
-            if wire == 0:
-                value, position = _varint(record, position)
-                if number == 2:  # step, int64
-                    step = value - (1 << 64) if value >= 1 << 63 else value
-            elif wire == 1:
-                position += 8
-            elif wire == 5:
-                position += 4
-            elif wire == 2:
-                length, position = _varint(record, position)
-                if number == 5:  # summary
-                    start, end = position, position + length
-                position += length
-            else:
-                return None
-    except (IndexError, ValueError):
-        return None
-    if start < 0 or end > size:
-        return None
-    return step, start, end
-
-
-def _float_offsets(summary: bytes) -> list[int] | None:
-    """Offsets of each `Value.simple_value` payload; `None` if any value has more."""
-    offsets: list[int] = []
-    position = 0
-    try:
-        while position < len(summary):
-            key, position = _varint(summary, position)
-            if key != 0x0A:  # Summary.value, length-delimited
-                return None
-            length, position = _varint(summary, position)
-            end, inner, found = position + length, position, None
-            while inner < end:
-                key, inner = _varint(summary, inner)
-                if key == 0x0A:  # Value.tag
-                    size, inner = _varint(summary, inner)
-                    inner += size
-                elif key == 0x15:  # Value.simple_value, fixed32
-                    found, inner = inner, inner + 4
-                else:
-                    return None
-            if found is None:
-                return None
-            offsets.append(found)
-            position = end
-    except (IndexError, ValueError):
-        return None
-    return offsets
-
-
 def _add_template(acc: _Accumulator, layout: _Layout, summary: bytes) -> None:
     layout.template = True
-    offsets = _float_offsets(summary)
-    if offsets is None or len(offsets) != len(layout.scalar_positions):
-        return
-    float_index = (np.asarray(offsets)[:, None] + np.arange(4)).ravel()
-    masked = np.frombuffer(summary, dtype=np.uint8).copy()
-    masked[float_index] = 0
-    template = _Template(layout, float_index, masked.tobytes())
-    acc.templates.setdefault(len(summary), []).append(template)
+    template = summary_template(layout, summary, len(layout.scalar_positions))
+    if template is not None:
+        acc.templates.setdefault(len(summary), []).append(template)
 
 
 def _decode_file(
@@ -461,7 +363,7 @@ def _decode_file(
     min_step = math.inf
     for record in iter_records(data, report):
         acc.records += 1
-        span = _event_summary_span(record)
+        span = event_summary_span(record)
         row = layout = None
         if span is not None:
             step, start, end = span

@@ -131,6 +131,28 @@ def compare(run_a: str, run_b: str) -> int:
     return cli.compare_command(run_a, run_b, width=_width())
 
 
+def fit_and_evaluate(
+    model, optimizer, x_train, y_train, x_test, y_test, *, epochs, batch_size, log_dir
+):
+    """Compiles, fits with `BNScope` writing to `log_dir`, and evaluates.
+
+    Returns:
+        `(history, test_accuracy)`. `evaluate` runs in inference mode, so BN
+        uses its moving statistics there.
+    """
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[scope(log_dir)],
+    )
+    _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return history, test_accuracy
+
+
 def run_dir(logdir: str, variant: str) -> str:
     """The directory the callback writes a variant's run to."""
     return os.path.join(logdir, variant, "bnscope")

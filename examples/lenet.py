@@ -102,20 +102,17 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     for variant, normalized in (("plain", False), ("bn", True)):
         keras.utils.set_random_seed(args.seed)
         model = build_model(data.x_train, normalized)
-        model.compile(
+        history, test_accuracy = _common.fit_and_evaluate(
+            model,
             keras.optimizers.SGD(LEARNING_RATE),
-            "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        history = model.fit(
             data.x_train,
             data.y_train,
-            batch_size=32,
+            data.x_test,
+            data.y_test,
             epochs=epochs,
-            verbose=0,
-            callbacks=[_common.scope(_common.fresh_log_dir(args.logdir, variant))],
+            batch_size=32,
+            log_dir=_common.fresh_log_dir(args.logdir, variant),
         )
-        _, test_accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
         results[variant] = {
             "train accuracy epoch 1": history.history["accuracy"][0],
             "final train accuracy": history.history["accuracy"][-1],

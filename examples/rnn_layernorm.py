@@ -48,20 +48,17 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     for variant, layer_norm in (("rnn", False), ("rnn_ln", True)):
         keras.utils.set_random_seed(args.seed)
         model = build_model(layer_norm)
-        model.compile(
+        history, test_accuracy = _common.fit_and_evaluate(
+            model,
             keras.optimizers.Adam(LEARNING_RATE),
-            "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        history = model.fit(
             data.x_train,
             data.y_train,
-            batch_size=32,
+            data.x_test,
+            data.y_test,
             epochs=epochs,
-            verbose=0,
-            callbacks=[_common.scope(_common.fresh_log_dir(args.logdir, variant))],
+            batch_size=32,
+            log_dir=_common.fresh_log_dir(args.logdir, variant),
         )
-        _, test_accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
         results[variant] = {
             "train accuracy": history.history["accuracy"][-1],
             "test accuracy": test_accuracy,

@@ -53,21 +53,17 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     ):
         keras.utils.set_random_seed(args.seed)
         model = build_model(normalization)
-        model.compile(
+        history, test_accuracy = _common.fit_and_evaluate(
+            model,
             keras.optimizers.Adam(0.001),
-            "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        history = model.fit(
             x_train,
             data.y_train,
-            batch_size=BATCH_SIZE,
+            x_test,
+            data.y_test,
             epochs=epochs,
-            verbose=0,
-            callbacks=[_common.scope(_common.fresh_log_dir(args.logdir, variant))],
+            batch_size=BATCH_SIZE,
+            log_dir=_common.fresh_log_dir(args.logdir, variant),
         )
-        # evaluate() runs in inference mode: BN switches to its moving statistics.
-        _, test_accuracy = model.evaluate(x_test, data.y_test, verbose=0)
         results[variant] = {
             "train accuracy": history.history["accuracy"][-1],
             "test accuracy": test_accuracy,
