@@ -156,7 +156,7 @@ class Probe:
         if observed:
             histograms = tf.cond(
                 with_histograms,
-                lambda: [activations.histogram(call.outputs) for call in observed],
+                lambda: activations.grouped_histograms([c.outputs for c in observed]),
                 lambda: [activations.empty_histogram() for _ in observed],
             )
 
@@ -241,13 +241,11 @@ class Probe:
         }
         owned: set[int] = set()
         inference_calls = inference.by_name()
+        activation_stats = layer_activation_stats(train.calls)
         for call in train.calls:
             layer = call.layer
-            if call.outputs is not None:
-                for metric, value in activations.activation_stats(
-                    call.outputs, layer_info.activation_name(layer)
-                ).items():
-                    values[f"{metric}/{call.name}"] = value
+            for metric, value in activation_stats.get(call.name, {}).items():
+                values[f"{metric}/{call.name}"] = value
             variables = [v for v in layer.trainable_variables if id(v) not in owned]
             owned.update(id(v) for v in variables)
             self._record_variables(
@@ -340,6 +338,22 @@ class Probe:
             ).items():
                 values[f"{metric}/{name}"] = value
         return names, classifiers
+
+
+def layer_activation_stats(calls: list[LayerCall], samples: int | None = None) -> dict:
+    """`layer name -> activation statistics` of every call with an output.
+
+    Args:
+        calls: Recorded layer calls.
+        samples: Summarize only the first this many samples. Defaults to all.
+    """
+    observed = [call for call in calls if call.outputs is not None]
+    outputs = [call.outputs for call in observed]
+    if samples is not None:
+        outputs = [o[:samples] if len(o.shape) >= 1 else o for o in outputs]
+    names = [layer_info.activation_name(call.layer) for call in observed]
+    stats = activations.grouped_activation_stats(outputs, names)
+    return {call.name: layer_stats for call, layer_stats in zip(observed, stats)}
 
 
 def _input_layer_name(tensor) -> str | None:

@@ -16,26 +16,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bnscope import layer_info, tags
 from bnscope.hooks import LayerHooks
-from bnscope.stats import activations
-
-# Metrics that full mode takes from the training step; the probe's values for
-# them are dropped so that each tag has one meaning within a run.
-STEP_METRICS = frozenset(
-    metric.name
-    for metric in (
-        tags.ACT_MEAN,
-        tags.ACT_STD,
-        tags.ACT_MIN,
-        tags.ACT_MAX,
-        tags.ACT_ZERO_FRAC,
-        tags.ACT_DEAD_FRAC,
-        tags.ACT_SATURATED_FRAC,
-        tags.ACT_NONFINITE,
-    )
-)
-
+from bnscope.probe import layer_activation_stats
 
 # Samples of each training batch summarized in full mode. Summarizing is
 # memory-bound (several passes over every layer output); on a LeNet-5 at batch
@@ -91,18 +73,13 @@ class StepStatistics:
         self._installed = True
 
     def _stash(self, recording) -> None:
-        values = {}
-        for call in recording.calls:
-            if call.outputs is None:
-                continue
-            outputs = call.outputs
-            if len(outputs.shape) >= 1:
-                outputs = outputs[:STEP_SAMPLES]
-            stats = activations.activation_stats(
-                outputs, layer_info.activation_name(call.layer)
-            )
-            for metric, value in stats.items():
-                values[f"{metric}/{call.name}"] = value
+        values = {
+            f"{metric}/{name}": value
+            for name, stats in layer_activation_stats(
+                recording.calls, STEP_SAMPLES
+            ).items()
+            for metric, value in stats.items()
+        }
         if values:
             stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
             self._values.assign(stacked)

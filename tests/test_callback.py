@@ -134,7 +134,7 @@ def test_failure_in_diagnostics_warns_once_and_training_goes_on(
     def broken(*args, **kwargs):
         raise RuntimeError("statistic exploded")
 
-    monkeypatch.setattr(activations, "activation_stats", broken)
+    monkeypatch.setattr(activations, "stacked_activation_stats", broken)
     plain = _trained_weights([])
     callback = BNScope(log_dir=str(tmp_path), every_n_steps=every_n_steps)
     with warnings.catch_warnings(record=True) as caught:
@@ -152,7 +152,7 @@ def test_failure_in_diagnostics_warns_once_and_training_goes_on(
 def test_strict_mode_raises(tmp_path, monkeypatch):
     from bnscope.stats import activations
 
-    monkeypatch.setattr(activations, "activation_stats", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(activations, "stacked_activation_stats", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         fit(models.compiled(models.sequential), tmp_path, strict=True)
 

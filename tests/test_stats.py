@@ -131,3 +131,27 @@ def test_norm_layer_stats():
     assert stats[tags.NORM_IN_STD.name] == 1.0
     assert (stats[tags.GAMMA_MEAN.name], stats[tags.GAMMA_STD.name]) == (2.0, 1.0)
     assert stats[tags.BETA_STD.name] == 0.0
+
+
+def test_grouped_statistics_equal_one_by_one():
+    rng = np.random.default_rng(0)
+    outputs = [
+        rng.normal(size=(4, 3, 5)).astype("float32"),
+        np.maximum(rng.normal(size=(4, 3, 5)), 0).astype("float32"),
+        1 / (1 + np.exp(-4 * rng.normal(size=(4, 3, 5)))).astype("float32"),
+        rng.normal(size=(4, 7)).astype("float32"),
+        np.tanh(3 * rng.normal(size=(4, 3, 5))).astype("float32"),
+    ]
+    names = ["linear", "relu", "sigmoid", None, "tanh"]
+    grouped = activations.grouped_activation_stats(outputs, names)
+    for output, name, stats in zip(outputs, names, grouped):
+        alone = values(activations.activation_stats(output, name))
+        assert values(stats) == pytest.approx(alone, rel=1e-6, abs=1e-7)
+    for output, (edges, counts) in zip(
+        outputs, activations.grouped_histograms(outputs)
+    ):
+        alone_edges, alone_counts = activations.histogram(output)
+        np.testing.assert_allclose(
+            np.asarray(edges), np.asarray(alone_edges), rtol=1e-6
+        )
+        np.testing.assert_array_equal(np.asarray(counts), np.asarray(alone_counts))
