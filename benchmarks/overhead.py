@@ -7,7 +7,7 @@ in total, and in steady state (epochs after the first, which hold every
 one-time cost: tracing Keras' train step and bnscope's probe).
 
 Usage:
-    python benchmarks/overhead.py [--repeats 5] [--epochs 6]
+    python benchmarks/overhead.py [--repeats 5] [--epochs 6] [--models ...] [--configs ...]
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument(
+        "--configs", nargs="*", default=None, help="default: all; plain is always run"
+    )
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -129,6 +132,10 @@ def main(argv=None) -> None:
         samples: dict[str, list[dict[str, float]]] = {}
         with tempfile.TemporaryDirectory() as log_dir:
             configs = configurations(log_dir)
+            if args.configs:
+                configs = {
+                    k: v for k, v in configs.items() if k in {"plain", *args.configs}
+                }
             for repeat in range(args.repeats):
                 # Rotate the order so no configuration always runs first.
                 order = (
