@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-import bnscope
-from bnscope import event_writer, layer_info, layout, tags
+from bnscope import distribution, event_writer, layer_info, layout, run_metadata, tags
 from bnscope.hooks import LayerHooks, Recording
 from bnscope.probe import LossFn, Probe, ProbeResult
 from bnscope.train_tap import requested_training
@@ -90,7 +86,7 @@ class Observer:
         self.run_dir = os.path.join(self.log_dir, tags.RUN_DIRNAME)
         self.histogram_every_n_probes = histogram_every_n_probes
         self.strict = strict
-        self.is_chief = _is_chief(model) if is_chief is None else is_chief
+        self.is_chief = distribution.is_chief(model) if is_chief is None else is_chief
         self.config = dict(config or {})
         self.config.setdefault("histogram_every_n_probes", histogram_every_n_probes)
         self._loss_fn = loss_fn
@@ -130,12 +126,12 @@ class Observer:
         if self._writer.error is not None:
             return None  # nothing can be recorded: do not spend the probe
         with self._guard("probe (statistics at this step were skipped)"):
-            x, y, sample_weight = _merge_replicas((x, y, sample_weight))
+            x, y, sample_weight = distribution.merge_replicas((x, y, sample_weight))
             if self._probe is None:
                 self._probe = Probe(self.model, self.hooks, self._loss_fn)
             traces = self._probe.traces
             if self._batch_size is None:
-                self._batch_size = _replica_batch_size(self.model, x)
+                self._batch_size = distribution.replica_batch_size(self.model, x)
             histograms = (
                 self.histogram_every_n_probes > 0
                 and self._probes % self.histogram_every_n_probes == 0
@@ -238,7 +234,9 @@ class Observer:
         if not self._metadata_written:
             metadata = self._metadata()
             summaries.append(
-                event_writer.metadata_summary(metadata, _layers_markdown(metadata))
+                event_writer.metadata_summary(
+                    metadata, run_metadata.layers_markdown(metadata)
+                )
             )
             summaries.append(layout.custom_scalars_summary(metadata))
         summary = event_writer.scalars_summary(result.scalars)
@@ -251,59 +249,14 @@ class Observer:
             self._metadata_written = True
 
     def _metadata(self) -> dict[str, Any]:
-        model = self.model
-        info = self._probe.info
-        layers = []
-        for depth, call in enumerate(info.calls):
-            layer = call.layer
-            normalization = layer_info.normalization_config(layer)
-            if normalization is not None and normalization["kind"] == "batch":
-                normalization["training_mode"] = self._training_modes.get(call.name)
-                normalization["requested_training"] = self._requested_training.get(
-                    call.name
-                )
-            layers.append(
-                {
-                    "name": call.name,
-                    "class": type(layer).__name__,
-                    "activation": layer_info.activation_name(layer),
-                    "depth": depth,
-                    "params": layer_info.parameter_count(layer),
-                    "trainable": bool(layer.trainable),
-                    "use_bias": layer_info.uses_bias(layer),
-                    "inputs_from": call.inputs_from,
-                    "normalization": normalization,
-                }
-            )
-        optimizer = getattr(model, "optimizer", None)
-        metadata = {
-            "schema": tags.METADATA_SCHEMA_VERSION,
-            "versions": {
-                "bnscope": bnscope.__version__,
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "python": platform.python_version(),
-            },
-            "model": {
-                "name": model.name,
-                "class": type(model).__name__,
-                "params": int(model.count_params()) if model.built else None,
-            },
-            "batch_size": self._batch_size,
-            "replicas": _replicas(model),
-            "optimizer": _optimizer_info(optimizer),
-            "config": self.config,
-            "inputs": [
-                {"name": name, "dtype": dtype}
-                for name, dtype in zip(info.input_names, info.input_dtypes)
-            ],
-            "outputs": [
-                {"name": name, "classifier": classifier}
-                for name, classifier in zip(info.output_names, info.classifier_outputs)
-            ],
-            "layers": layers,
-            "gradients_skipped": info.gradients_skipped,
-        }
+        metadata = run_metadata.build(
+            self.model,
+            self._probe.info,
+            training_modes=self._training_modes,
+            requested_training=self._requested_training,
+            batch_size=self._batch_size,
+            config=self.config,
+        )
         metadata.update(self._extra_metadata)
         return metadata
 
@@ -335,80 +288,3 @@ class _Guard:
                 stacklevel=2,
             )
         return True
-
-
-def _is_chief(model: keras.Model) -> bool:
-    # The model's strategy: callbacks and loops usually run outside its scope.
-    strategy = (
-        getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    )
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "cluster_spec", None):
-        return True
-    task_type = resolver.task_type
-    task_id = resolver.task_id
-    if task_type in (None, "chief"):
-        return True
-    spec = resolver.cluster_spec().as_dict()
-    return task_type == "worker" and task_id == 0 and "chief" not in spec
-
-
-def _merge_replicas(batch):
-    """Per-replica values (`tf.distribute`) as one batch of this worker's data."""
-
-    def merge(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            parts = value.values
-            return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
-        return value
-
-    return tf.nest.map_structure(merge, batch)
-
-
-def _replicas(model: keras.Model) -> int:
-    strategy = getattr(model, "distribute_strategy", None)
-    return int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
-
-
-def _replica_batch_size(model: keras.Model, x) -> int | None:
-    """The batch each replica's BN normalizes over: this worker's share per device."""
-    size = _batch_size(x)
-    if size is None or _replicas(model) <= 1:
-        return size
-    # Only distribution strategies have worker devices (the default raises).
-    devices = len(model.distribute_strategy.extended.worker_devices)
-    return max(size // devices, 1)
-
-
-def _batch_size(x) -> int | None:
-    for tensor in tf.nest.flatten(x):
-        shape = getattr(tensor, "shape", None)
-        if shape is not None and len(shape) and shape[0] is not None:
-            return int(shape[0])
-    return None
-
-
-def _optimizer_info(optimizer) -> dict[str, Any] | None:
-    if optimizer is None:
-        return None
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    learning_rate = None
-    # A schedule has no single rate; the optimizer class is still useful.
-    with contextlib.suppress(TypeError, ValueError, AttributeError):
-        learning_rate = float(np.asarray(inner.learning_rate))
-    return {"class": type(optimizer).__name__, "learning_rate": learning_rate}
-
-
-def _layers_markdown(metadata: dict[str, Any]) -> str:
-    rows = [
-        "| depth | layer | class | activation | params | normalization |",
-        "|---|---|---|---|---|---|",
-    ]
-    for layer in metadata["layers"]:
-        norm = layer["normalization"]
-        rows.append(
-            f"| {layer['depth']} | {layer['name']} | {layer['class']} | "
-            f"{layer['activation'] or ''} | {layer['params']} | "
-            f"{norm['kind'] if norm else ''} |"
-        )
-    return "\n".join(rows)
