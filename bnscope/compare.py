@@ -17,7 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from bnscope import tags
-from bnscope.reader import LayerInfo, Run
 from bnscope.report import (
     RunReport,
     format_value,
@@ -27,6 +26,7 @@ from bnscope.report import (
 )
 from bnscope.rules import Finding
 from bnscope.rules.base import gradient_layers, json_number
+from bnscope.runs import LayerInfo, Run
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bnscope import tags
-from bnscope.reader import LayerInfo, Run, Series
 from bnscope.rules import SEVERITY_RANK, Finding, evaluate
+from bnscope.runs import LayerInfo, Run, Series
 from bnscope.theme import SEVERITY_LABEL, SEVERITY_STYLE
 
 JSON_VERSION = 1

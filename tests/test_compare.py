@@ -9,8 +9,9 @@ import pytest
 
 from bnscope import cli
 from bnscope.compare import align_layers, compare, gradient_ratio
-from bnscope.reader import LayerInfo, read_run
+from bnscope.reader import read_run
 from bnscope.report import summarize
+from bnscope.runs import LayerInfo
 from tests.synthetic_runs import mlp_bn, plain_mlp
 
 

@@ -6,7 +6,6 @@ a comment next to it and in docs/findings.md.
 
 from __future__ import annotations
 
-from bnscope.reader import Run
 from bnscope.rules.activations import DEAD_RELU, SATURATION
 from bnscope.rules.base import (
     ERROR,
@@ -27,6 +26,7 @@ from bnscope.rules.gradients import EXPLODING_GRADIENT, VANISHING_GRADIENT
 from bnscope.rules.inputs import UNNORMALIZED_INPUT
 from bnscope.rules.numerics import NONFINITE
 from bnscope.rules.structure import BIAS_BEFORE_BN, DROPOUT_BEFORE_BN, SMALL_BATCH_BN
+from bnscope.runs import Run
 
 RULES: tuple[Rule, ...] = (
     NONFINITE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bnscope import tags
-from bnscope.reader import Run
 from bnscope.rules.base import WARNING, Finding, Rule, percent, persistent
+from bnscope.runs import Run
 
 # SageMaker Debugger `dead_relu`: a ReLU is dead when active less than
 # threshold_inactivity = 1% of the time, and the layer is flagged when more

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bnscope.reader import LayerInfo, Run, Series
+from bnscope.runs import LayerInfo, Run, Series
 
 ERROR = "error"
 WARNING = "warning"

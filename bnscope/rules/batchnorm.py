@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from bnscope import tags
-from bnscope.reader import LayerInfo, Run, Series
 from bnscope.rules.base import (
     ERROR,
     INFO,
@@ -24,6 +23,7 @@ from bnscope.rules.base import (
     percent,
     persistent,
 )
+from bnscope.runs import LayerInfo, Run, Series
 
 # EMA windows: after k windows of 1/(1 - momentum) steps the initial moving
 # statistics keep a weight of momentum^(k / (1 - momentum)) ≈ e^-k: 37% after

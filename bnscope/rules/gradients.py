@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from bnscope import tags
-from bnscope.reader import Run
 from bnscope.rules.base import (
     ERROR,
     WARNING,
@@ -20,6 +19,7 @@ from bnscope.rules.base import (
     persistent,
 )
 from bnscope.rules.inputs import unnormalized_inputs
+from bnscope.runs import Run
 
 # AUTOTRAINER (Zhang et al., ICSE 2021), utils/monitor.py `gradient_issue`:
 # vanishing when |g_first| / |g_last| < beta_1 = 1e-3 and |g_first| < beta_2 =

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from bnscope import tags
-from bnscope.reader import Run
 from bnscope.rules.base import WARNING, Episode, Finding, Rule, align, fmt, persistent
+from bnscope.runs import Run
 
 # |mean| or std above this counts as unnormalized (bnscope's choice): inputs
 # scaled to [0, 1] or standardized stay far below it; raw pixels (0–255, mean

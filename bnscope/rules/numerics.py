@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from bnscope import tags
-from bnscope.reader import Run
 from bnscope.rules.base import ERROR, Finding, Rule
+from bnscope.runs import Run
 
 # Counters of non-finite values, and statistics that are themselves NaN/Inf
 # when their input is. Any one is enough: NaN is never noise (SageMaker

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bnscope.reader import Run
 from bnscope.rules.base import (
     INFO,
     WARNING,
@@ -16,6 +15,7 @@ from bnscope.rules.base import (
     feeds_only_batch_norm,
     run_steps,
 )
+from bnscope.runs import Run
 
 # Wu & He, "Group Normalization" (ECCV 2018): BN's error "increases rapidly
 # when the batch size becomes smaller"; at batch 2, GN has 10.6% lower
