@@ -1,4 +1,4 @@
-"""`bnscope demo`: train a sick and a healthy model and explain both.
+"""`bnscope demo`: train a sick and a healthy model with `BNScope` attached.
 
 Two 8-layer sigmoid MLPs learn scikit-learn's digits (1,797 real 8x8 scans of
 handwritten digits, bundled with scikit-learn, so nothing is downloaded) with
@@ -8,9 +8,9 @@ Adam at a learning rate of 0.01:
   the sigmoids saturate; the model stays at chance.
 - `healthy`: the same layers with `BatchNormalization` before each sigmoid.
 
-Then it prints `bnscope summarize` of both runs, `bnscope compare` of the two,
-and the `tensorboard` command that shows the dashboards. It returns 0 even
-though the sick model has findings: it is a demo, not a CI gate.
+This module trains and returns where the runs went; `bnscope demo`
+(`bnscope.cli.demo_view`) prints the story and the reports. The model builder
+is also what `examples/deep_sigmoid.py` uses.
 
 Needs TensorFlow and scikit-learn: `pip install "bnscope[cpu,demo]"`.
 """
@@ -19,14 +19,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import time
-from typing import IO
-
-from rich.console import Console
-
-from bnscope import cli
-from bnscope.theme import make_console
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_OUT = "bnscope-demo"
 DEPTH = 8
@@ -37,24 +32,69 @@ EPOCHS = 10
 QUICK_EPOCHS = 3
 PROBE_EVERY_N_STEPS = 10
 VARIANTS = (("sick", False), ("healthy", True))
+DEPENDENCIES = ("sklearn", "keras")
 
 
-def build_model(batch_norm: bool):
-    """The demo MLP; with `batch_norm`, BN sits between each Dense and its sigmoid."""
+@dataclass(frozen=True)
+class TrainedVariant:
+    """One trained demo model: where its run is and how well it learned."""
+
+    name: str
+    log_dir: str
+    run_dir: str
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+
+
+def missing_dependency() -> str | None:
+    """The first module the demo needs that is not installed, else `None`."""
+    import importlib.util
+
+    for name in DEPENDENCIES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except ValueError:  # a module set to None in sys.modules
+            return name
+    return None
+
+
+def build_model(
+    batch_norm: bool, normalization: Callable[..., Any] | None = None, **bn_kwargs
+):
+    """The deep sigmoid MLP; with `batch_norm`, BN sits before each sigmoid.
+
+    Layers get the same names with and without BN (`hidden_1` ... `hidden_8`,
+    `output`), so TensorBoard overlays the same layer of both runs.
+
+    Args:
+        batch_norm: Put a normalization layer between each Dense and its
+            sigmoid.
+        normalization: The normalization layer class. Defaults to
+            `keras.layers.BatchNormalization`.
+        **bn_kwargs: Passed to each normalization layer, e.g. `momentum=0.9`.
+    """
     import keras
 
-    layers: list = [keras.Input((64,))]
-    for _ in range(DEPTH):
+    normalization = normalization or keras.layers.BatchNormalization
+    layers: list = [keras.Input((64,), name="pixels")]
+    for index in range(1, DEPTH + 1):
         if batch_norm:
             layers += [
-                keras.layers.Dense(UNITS, use_bias=False),  # BN's beta is the bias
-                keras.layers.BatchNormalization(),
-                keras.layers.Activation("sigmoid"),
+                # No bias: BN's beta is the bias.
+                keras.layers.Dense(UNITS, use_bias=False, name=f"hidden_{index}"),
+                normalization(name=f"bn_{index}", **bn_kwargs),
+                keras.layers.Activation("sigmoid", name=f"sigmoid_{index}"),
             ]
         else:
-            layers.append(keras.layers.Dense(UNITS, activation="sigmoid"))
-    layers.append(keras.layers.Dense(10, activation="softmax"))
-    return keras.Sequential(layers)
+            layers.append(
+                keras.layers.Dense(UNITS, activation="sigmoid", name=f"hidden_{index}")
+            )
+    layers.append(keras.layers.Dense(10, activation="softmax", name="output"))
+    return keras.Sequential(
+        layers, name="deep_sigmoid_bn" if batch_norm else "deep_sigmoid"
+    )
 
 
 def load_digits(seed: int = 0):
@@ -72,17 +112,21 @@ def load_digits(seed: int = 0):
 
 
 def train(
-    variant: str, batch_norm: bool, data, out: str, epochs: int, seed: int
-) -> dict[str, float]:
-    """Trains one variant with `BNScope` attached; returns its accuracies."""
+    name: str, batch_norm: bool, data, out: str, epochs: int, seed: int
+) -> TrainedVariant:
+    """Trains one variant with `BNScope` attached."""
+    import time
+
     import keras
 
-    import bnscope
+    from bnscope.recording.callback import BNScope
 
+    start = time.perf_counter()
     x_train, y_train, x_test, y_test = data
-    log_dir = os.path.join(out, variant)
+    log_dir = os.path.join(out, name)
+    run_dir = os.path.join(log_dir, "bnscope")
     # A second demo into the same directory would read as a resumed run.
-    shutil.rmtree(os.path.join(log_dir, "bnscope"), ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     keras.utils.set_random_seed(seed)
     model = build_model(batch_norm)
     model.compile(
@@ -96,98 +140,52 @@ def train(
         batch_size=BATCH_SIZE,
         epochs=epochs,
         verbose=0,
-        callbacks=[bnscope.BNScope(log_dir=log_dir, every_n_steps=PROBE_EVERY_N_STEPS)],
+        callbacks=[BNScope(log_dir=log_dir, every_n_steps=PROBE_EVERY_N_STEPS)],
     )
     _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
-    return {
-        "train_accuracy": float(history.history["accuracy"][-1]),
-        "test_accuracy": float(test_accuracy),
-    }
+    return TrainedVariant(
+        name=name,
+        log_dir=log_dir,
+        run_dir=run_dir,
+        train_accuracy=float(history.history["accuracy"][-1]),
+        test_accuracy=float(test_accuracy),
+        seconds=time.perf_counter() - start,
+    )
 
 
-def main(
-    out: str | None = None,
+def run(
+    out: str = DEFAULT_OUT,
     *,
     quick: bool = False,
     seed: int = 0,
-    stdout: IO[str] | None = None,
-    stderr: IO[str] | None = None,
-    width: int | None = None,
-) -> int:
-    """Runs the demo and returns the exit code.
+    on_start: Callable[[str], None] | None = None,
+    on_done: Callable[[TrainedVariant], None] | None = None,
+) -> list[TrainedVariant]:
+    """Trains both variants into `out` and returns them, sick first.
 
     Args:
-        out: Log directory to write. Defaults to `None` (`./bnscope-demo`).
+        out: Log directory to write. Defaults to `"bnscope-demo"`.
         quick: Train 3 epochs instead of 10 (for tests). Defaults to `False`.
         seed: Random seed. Defaults to `0`.
-        stdout: Where to print. Defaults to `None` (`sys.stdout`).
-        stderr: Where errors go. Defaults to `None` (`sys.stderr`).
-        width: Report width in columns. Defaults to `None` (the terminal's).
-
-    Returns:
-        0 when the demo ran (findings in the sick model are expected), 2 when
-        a dependency is missing.
+        on_start: Called with a variant's name before it trains.
+        on_done: Called with each trained variant.
 
     Example:
 
     ```python
     import bnscope.demo
-    bnscope.demo.main(out="bnscope-demo")
+    sick, healthy = bnscope.demo.run("bnscope-demo", quick=True)
     ```
     """
-    out = out if out is not None else DEFAULT_OUT
-    console = make_console(stdout, width)
-    try:
-        import sklearn  # noqa: F401
-
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras  # noqa: F401
-    except ModuleNotFoundError as error:
-        (stderr or sys.stderr).write(
-            f"bnscope: error: the demo needs {error.name}: "
-            "pip install 'bnscope[cpu,demo]'\n"
-        )
-        return cli.EXIT_BAD_INPUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     epochs = QUICK_EPOCHS if quick else EPOCHS
-    _intro(console, out, epochs)
     data = load_digits(seed)
-    results = {}
-    for variant, batch_norm in VARIANTS:
-        start = time.perf_counter()
-        console.print(f"training [bnscope.title]{variant}[/] ...", end=" ")
-        results[variant] = train(variant, batch_norm, data, out, epochs, seed)
-        console.print(
-            f"{time.perf_counter() - start:.0f} s, test accuracy "
-            f"{results[variant]['test_accuracy']:.0%}"
-        )
-    # Commands are printed unwrapped, so they can be copied as they are.
-    console.print(f"\n$ bnscope summarize {out}", style="bnscope.title", soft_wrap=True)
-    cli.summarize_command(out, fail_on="never", stdout=stdout, width=width)
-    sick, healthy = (os.path.join(out, variant, "bnscope") for variant, _ in VARIANTS)
-    console.print(
-        f"\n$ bnscope compare {sick} {healthy}", style="bnscope.title", soft_wrap=True
-    )
-    cli.compare_command(sick, healthy, stdout=stdout, width=width)
-    console.print()
-    console.print(
-        f"To see the dashboards: [bnscope.title]tensorboard --logdir {out}[/]",
-        soft_wrap=True,
-    )
-    console.print(
-        "What each finding means and how to fix it: docs/findings.md",
-        style="bnscope.muted",
-    )
-    return cli.EXIT_OK
-
-
-def _intro(console: Console, out: str, epochs: int) -> None:
-    console.print(
-        f"bnscope demo: two {DEPTH}-layer sigmoid MLPs learn scikit-learn's digits "
-        "(1,797 real 8x8 scans of handwritten digits, bundled with scikit-learn), "
-        f"{epochs} epochs of Adam at learning rate {LEARNING_RATE}, with BNScope "
-        f"probing every {PROBE_EVERY_N_STEPS} steps.\n"
-        "  [bnscope.title]sick[/]     plain Dense(sigmoid) layers\n"
-        "  [bnscope.title]healthy[/]  the same with BatchNormalization before each "
-        "sigmoid\n"
-        f"Logs go to {out}/.\n"
-    )
+    trained = []
+    for name, batch_norm in VARIANTS:
+        if on_start is not None:
+            on_start(name)
+        variant = train(name, batch_norm, data, out, epochs, seed)
+        if on_done is not None:
+            on_done(variant)
+        trained.append(variant)
+    return trained

@@ -1,4 +1,4 @@
-"""The names of everything bnscope writes, shared by the writer and the reader.
+"""The names of everything bnscope writes: one registry shared by writer and reader.
 
 Tags are metric-first, `<metric>/<subject>`, because TensorBoard groups charts
 by the prefix before the first `/`: one card group per statistic then compares
@@ -6,13 +6,18 @@ all layers. The subject is a layer name (hierarchical, `/`-separated, e.g.
 `encoder/dense_1`), a `<layer>:<variable>` pair, a model input or output name,
 or `model` for whole-model values.
 
-This module never imports TensorFlow. Every metric is documented in
-`docs/tags.md`; a test keeps the two in sync.
+Every metric is registered exactly once below; `make_tag` refuses a name that
+is not registered (so a statistic that is written but not registered fails
+loudly instead of being dropped by the reader), and `parse_tag` is the only
+place tags are split. This module never imports TensorFlow. Every metric is
+documented in `docs/tags.md`; a test keeps the two in sync.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 # Subject kinds.
 LAYER = "layer"
@@ -21,210 +26,254 @@ INPUT = "input"
 OUTPUT = "output"
 MODEL = "model"
 
+# Value kinds.
+SCALAR = "scalar"
+HISTOGRAM = "histogram"
+
 MODEL_SUBJECT = "model"
 VARIABLE_SEPARATOR = ":"
 
 
+class UnknownMetricError(KeyError):
+    """A metric name that is not in the registry."""
+
+
 @dataclass(frozen=True)
 class Metric:
-    """One statistic bnscope records, written under `<name>/<subject>`."""
+    """One statistic bnscope records, written under `<name>/<subject>`.
+
+    Args:
+        name: The tag prefix, e.g. `"act_std"`.
+        subject: What a subject is: `LAYER`, `VARIABLE`, `INPUT`, `OUTPUT`
+            or `MODEL`.
+        description: One line for docs and TensorBoard.
+        kind: `SCALAR` or `HISTOGRAM`.
+    """
 
     name: str
     subject: str
     description: str
+    kind: str = SCALAR
 
     def tag(self, subject: str = MODEL_SUBJECT) -> str:
         return f"{self.name}/{subject}"
 
 
+_REGISTRY: dict[str, Metric] = {}
+
+
+def _register(name: str, subject: str, description: str, kind: str = SCALAR) -> Metric:
+    if name in _REGISTRY:
+        raise ValueError(f"metric {name!r} is registered twice")
+    metric = _REGISTRY[name] = Metric(name, subject, description, kind)
+    return metric
+
+
 # --- Activations (output of every observed layer, on the probe batch) -------
-ACT_MEAN = Metric("act_mean", LAYER, "Mean of the layer output.")
-ACT_STD = Metric("act_std", LAYER, "Standard deviation of the layer output.")
-ACT_MIN = Metric("act_min", LAYER, "Minimum of the layer output.")
-ACT_MAX = Metric("act_max", LAYER, "Maximum of the layer output.")
-ACT_ZERO_FRAC = Metric(
+ACT_MEAN = _register("act_mean", LAYER, "Mean of the layer output.")
+ACT_STD = _register("act_std", LAYER, "Standard deviation of the layer output.")
+ACT_MIN = _register("act_min", LAYER, "Minimum of the layer output.")
+ACT_MAX = _register("act_max", LAYER, "Maximum of the layer output.")
+ACT_ZERO_FRAC = _register(
     "act_zero_frac",
     LAYER,
     "Fraction of output values exactly 0 (ReLU sparsity; about 0.5 is normal).",
 )
-ACT_DEAD_FRAC = Metric(
+ACT_DEAD_FRAC = _register(
     "act_dead_frac",
     LAYER,
     "Fraction of units (channels, last axis) that are 0 for every probe sample "
     "and position: dead ReLU units.",
 )
-ACT_SATURATED_FRAC = Metric(
+ACT_SATURATED_FRAC = _register(
     "act_saturated_frac",
     LAYER,
     "Fraction of output values in the flat tails of a bounded activation "
     "(sigmoid, tanh, softmax and hard variants); see docs/findings.md.",
 )
-ACT_NONFINITE = Metric("act_nonfinite", LAYER, "Count of NaN/Inf output values.")
-ACT_HIST = Metric("act_hist", LAYER, "Histogram of the layer output (lower cadence).")
+ACT_NONFINITE = _register("act_nonfinite", LAYER, "Count of NaN/Inf output values.")
+ACT_HIST = _register(
+    "act_hist", LAYER, "Histogram of the layer output (lower cadence).", HISTOGRAM
+)
 
 # --- Gradients and weights ---------------------------------------------------
-GRAD_NORM = Metric(
+GRAD_NORM = _register(
     "grad_norm",
     LAYER,
     "L2 norm of the loss gradient over the layer's trainable variables.",
 )
-GRAD_VAR_NORM = Metric(
+GRAD_VAR_NORM = _register(
     "grad_var_norm",
     VARIABLE,
     "L2 norm of the gradient of one variable (`<layer>:<var>`).",
 )
-GRAD_NONFINITE = Metric(
+GRAD_NONFINITE = _register(
     "grad_nonfinite", LAYER, "Count of NaN/Inf gradient values of the layer."
 )
-WEIGHT_NORM = Metric(
+WEIGHT_NORM = _register(
     "weight_norm", LAYER, "L2 norm of the layer's trainable variables."
 )
-WEIGHT_NONFINITE = Metric(
+WEIGHT_NONFINITE = _register(
     "weight_nonfinite", LAYER, "Count of NaN/Inf values in the layer's variables."
 )
-UPDATE_RATIO = Metric(
+UPDATE_RATIO = _register(
     "update_ratio", LAYER, "‖Δw‖/‖w‖ between this probe and the previous one."
 )
-STEP_GRAD_NORM = Metric(
+STEP_GRAD_NORM = _register(
     "step_grad_norm",
     LAYER,
     "Exact L2 gradient norm of the last training step (`exact_gradients=True`).",
 )
-GRAD_GLOBAL_NORM = Metric(
+GRAD_GLOBAL_NORM = _register(
     "grad_global_norm", MODEL, "L2 norm of the gradient over all trainable variables."
 )
-STEP_GRAD_GLOBAL_NORM = Metric(
+STEP_GRAD_GLOBAL_NORM = _register(
     "step_grad_global_norm",
     MODEL,
     "Exact global gradient norm of the last training step (`exact_gradients=True`).",
 )
-LOSS = Metric("loss", MODEL, "Loss on the probe batch in training mode.")
-LOSS_NONFINITE = Metric("loss_nonfinite", MODEL, "1 if the probe loss is NaN/Inf.")
+LOSS = _register("loss", MODEL, "Loss on the probe batch in training mode.")
+LOSS_NONFINITE = _register("loss_nonfinite", MODEL, "1 if the probe loss is NaN/Inf.")
 
 # --- Model inputs -------------------------------------------------------------
-INPUT_MEAN = Metric("input_mean", INPUT, "Mean of a model input on the probe batch.")
-INPUT_STD = Metric("input_std", INPUT, "Standard deviation of a model input.")
-INPUT_MIN = Metric("input_min", INPUT, "Minimum of a model input.")
-INPUT_MAX = Metric("input_max", INPUT, "Maximum of a model input.")
+INPUT_MEAN = _register("input_mean", INPUT, "Mean of a model input on the probe batch.")
+INPUT_STD = _register("input_std", INPUT, "Standard deviation of a model input.")
+INPUT_MIN = _register("input_min", INPUT, "Minimum of a model input.")
+INPUT_MAX = _register("input_max", INPUT, "Maximum of a model input.")
 
 # --- BatchNormalization --------------------------------------------------------
-BN_MEAN_SHIFT = Metric(
+BN_MEAN_SHIFT = _register(
     "bn_mean_shift",
     LAYER,
     "Mean over channels of |μ_batch − μ_moving| / sqrt(σ²_moving + ε).",
 )
-BN_MEAN_SHIFT_MAX = Metric(
+BN_MEAN_SHIFT_MAX = _register(
     "bn_mean_shift_max", LAYER, "Max over channels of the standardized mean shift."
 )
-BN_LOG_VAR_RATIO = Metric(
+BN_LOG_VAR_RATIO = _register(
     "bn_log_var_ratio",
     LAYER,
     "Mean over channels of |log(σ²_batch / σ²_moving)| (biased batch variance).",
 )
-BN_LOG_VAR_RATIO_MAX = Metric(
+BN_LOG_VAR_RATIO_MAX = _register(
     "bn_log_var_ratio_max", LAYER, "Max over channels of |log variance ratio|."
 )
-BN_MOVING_CHANGE = Metric(
+BN_MOVING_CHANGE = _register(
     "bn_moving_change",
     LAYER,
     "Relative change of the moving mean/variance since the previous probe.",
 )
-BN_EMA_PROGRESS = Metric(
+BN_EMA_PROGRESS = _register(
     "bn_ema_progress",
     LAYER,
     "Training steps so far divided by the EMA window 1/(1 − momentum).",
 )
-BN_TRAINING_MODE = Metric(
+BN_TRAINING_MODE = _register(
     "bn_training_mode",
     LAYER,
     "1 if the layer normalized with batch statistics inside the training step, "
     "0 if it ran in inference mode.",
 )
-BN_GAP = Metric(
+BN_GAP = _register(
     "bn_gap",
     LAYER,
     "Relative L2 difference of the layer output in training vs inference mode.",
 )
 
 # --- Other normalization layers (LayerNormalization, GroupNormalization, ...) ----
-NORM_IN_MEAN = Metric("norm_in_mean", LAYER, "Mean of the normalization layer's input.")
-NORM_IN_STD = Metric("norm_in_std", LAYER, "Std of the normalization layer's input.")
-GAMMA_MEAN = Metric("gamma_mean", LAYER, "Mean of the normalization scale (γ).")
-GAMMA_STD = Metric("gamma_std", LAYER, "Std of the normalization scale (γ).")
-BETA_MEAN = Metric("beta_mean", LAYER, "Mean of the normalization offset (β).")
-BETA_STD = Metric("beta_std", LAYER, "Std of the normalization offset (β).")
+NORM_IN_MEAN = _register(
+    "norm_in_mean", LAYER, "Mean of the normalization layer's input."
+)
+NORM_IN_STD = _register("norm_in_std", LAYER, "Std of the normalization layer's input.")
+GAMMA_MEAN = _register("gamma_mean", LAYER, "Mean of the normalization scale (γ).")
+GAMMA_STD = _register("gamma_std", LAYER, "Std of the normalization scale (γ).")
+BETA_MEAN = _register("beta_mean", LAYER, "Mean of the normalization offset (β).")
+BETA_STD = _register("beta_std", LAYER, "Std of the normalization offset (β).")
 
 # --- Train/inference gap of the whole model ------------------------------------
-GAP_REL_L2 = Metric(
+GAP_REL_L2 = _register(
     "gap_rel_l2",
     OUTPUT,
     "‖y_train − y_infer‖ / ‖y_infer‖ for a model output on the probe batch.",
 )
-GAP_ARGMAX_AGREEMENT = Metric(
+GAP_ARGMAX_AGREEMENT = _register(
     "gap_argmax_agreement",
     OUTPUT,
     "Fraction of probe samples whose argmax agrees between training and "
     "inference mode (classifier outputs only).",
 )
 
-ALL_METRICS: tuple[Metric, ...] = (
-    ACT_MEAN,
-    ACT_STD,
-    ACT_MIN,
-    ACT_MAX,
-    ACT_ZERO_FRAC,
-    ACT_DEAD_FRAC,
-    ACT_SATURATED_FRAC,
-    ACT_NONFINITE,
-    ACT_HIST,
-    GRAD_NORM,
-    GRAD_VAR_NORM,
-    GRAD_NONFINITE,
-    WEIGHT_NORM,
-    WEIGHT_NONFINITE,
-    UPDATE_RATIO,
-    STEP_GRAD_NORM,
-    GRAD_GLOBAL_NORM,
-    STEP_GRAD_GLOBAL_NORM,
-    LOSS,
-    LOSS_NONFINITE,
-    INPUT_MEAN,
-    INPUT_STD,
-    INPUT_MIN,
-    INPUT_MAX,
-    BN_MEAN_SHIFT,
-    BN_MEAN_SHIFT_MAX,
-    BN_LOG_VAR_RATIO,
-    BN_LOG_VAR_RATIO_MAX,
-    BN_MOVING_CHANGE,
-    BN_EMA_PROGRESS,
-    BN_TRAINING_MODE,
-    BN_GAP,
-    NORM_IN_MEAN,
-    NORM_IN_STD,
-    GAMMA_MEAN,
-    GAMMA_STD,
-    BETA_MEAN,
-    BETA_STD,
-    GAP_REL_L2,
-    GAP_ARGMAX_AGREEMENT,
+
+ALL_METRICS: tuple[Metric, ...] = tuple(_REGISTRY.values())
+METRICS_BY_NAME: Mapping[str, Metric] = MappingProxyType(_REGISTRY)
+SCALAR_METRICS: frozenset[str] = frozenset(
+    metric.name for metric in ALL_METRICS if metric.kind == SCALAR
 )
-METRICS_BY_NAME: dict[str, Metric] = {m.name: m for m in ALL_METRICS}
+
+# --- Activation families -----------------------------------------------------
+# What the activation statistics mean depends on the activation; the probe,
+# the rules and the views all read these, and nothing else, to decide it.
+
+# Activations whose units can die: exactly 0 for every input (`act_dead_frac`).
+RELU_FAMILY: frozenset[str] = frozenset({"relu", "relu6"})
+# Output bounds outside which a bounded activation counts as saturated: within
+# 1% of the range from either end, where the derivative has fallen below 4%
+# (sigmoid: s(1−s) < 0.0099 vs 0.25) or 2% (tanh: 1−t² < 0.0199 vs 1) of its
+# peak. SageMaker Debugger's `saturated_activation` rule asks the same
+# question on pre-activations (tanh |z| > 9.4999, sigmoid z < −23 or > 16.99999,
+# where float32 gradients are exactly zero); this softer bound flags the
+# layers before their gradients are gone entirely. See docs/findings.md.
+SATURATION_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "sigmoid": (0.01, 0.99),
+        "hard_sigmoid": (0.01, 0.99),
+        "tanh": (-0.99, 0.99),
+        "hard_tanh": (-0.99, 0.99),
+        "softsign": (-0.99, 0.99),
+    }
+)
+# Softmax saturates per sample: the largest probability is (almost) one.
+SOFTMAX_FAMILY: frozenset[str] = frozenset({"softmax", "log_softmax"})
+SOFTMAX_SATURATION = 0.99
+SATURATING_ACTIVATIONS: frozenset[str] = frozenset(SATURATION_BOUNDS) | SOFTMAX_FAMILY
 
 # Non-scalar records.
-METADATA_TAG = "bnscope/metadata"  # JSON text, see docs/tags.md
+METADATA_TAG = "bnscope/metadata"  # JSON text, see docs/tags.md and schema.py
 LAYERS_TABLE_TAG = "bnscope/layers"  # markdown table for TensorBoard's Text tab
 CUSTOM_SCALARS_TAG = "custom_scalars__config__"  # fixed by TensorBoard
 METADATA_PLUGIN = "bnscope"
-METADATA_SCHEMA_VERSION = 1
 
 # The directory, below `log_dir`, that the callback writes its run to.
 RUN_DIRNAME = "bnscope"
 
 
-def make_tag(metric: Metric, subject: str = MODEL_SUBJECT) -> str:
-    """Returns the tag of `metric` for `subject`, e.g. `act_std/conv2d`."""
-    return metric.tag(subject)
+def metric(name: str) -> Metric:
+    """The registered metric called `name`.
+
+    Raises:
+        UnknownMetricError: If no metric of that name is registered.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMetricError(
+            f"{name!r} is not a registered bnscope metric (see bnscope/tags.py)"
+        ) from None
+
+
+def make_tag(metric_or_name: Metric | str, subject: str = MODEL_SUBJECT) -> str:
+    """Returns the tag of a metric for `subject`, e.g. `act_std/conv2d`.
+
+    Args:
+        metric_or_name: A `Metric`, or the name of a registered one.
+        subject: A layer, `<layer>:<variable>`, input, output or `"model"`.
+
+    Raises:
+        UnknownMetricError: If a name is given that is not registered.
+    """
+    if isinstance(metric_or_name, str):
+        metric_or_name = metric(metric_or_name)
+    return metric_or_name.tag(subject)
 
 
 def variable_subject(layer: str, variable: str) -> str:
@@ -241,7 +290,7 @@ def split_variable_subject(subject: str) -> tuple[str, str]:
 def parse_tag(tag: str) -> tuple[Metric, str] | None:
     """Splits a tag into its metric and subject; `None` if it is not bnscope's."""
     name, sep, subject = tag.partition("/")
-    metric = METRICS_BY_NAME.get(name)
-    if not sep or metric is None or not subject:
+    found = _REGISTRY.get(name)
+    if not sep or found is None or not subject:
         return None
-    return metric, subject
+    return found, subject

@@ -1,0 +1,95 @@
+"""Rules: turn a run's statistics into findings with provenance.
+
+Every rule is registered once, in `RULES`. Each threshold cites its source in
+a comment next to it and in docs/findings.md.
+"""
+
+from __future__ import annotations
+
+from bnscope.analysis.rules.activations import DEAD_RELU, SATURATION
+from bnscope.analysis.rules.base import (
+    ERROR,
+    INFO,
+    SEVERITIES,
+    SEVERITY_RANK,
+    WARNING,
+    Finding,
+    Rule,
+)
+from bnscope.analysis.rules.batchnorm import (
+    BN_EMA_NOT_CONVERGED,
+    BN_MODE_OVERRIDE,
+    BN_STAT_DRIFT,
+    BN_TRAIN_INFERENCE_GAP,
+)
+from bnscope.analysis.rules.gradients import EXPLODING_GRADIENT, VANISHING_GRADIENT
+from bnscope.analysis.rules.inputs import UNNORMALIZED_INPUT
+from bnscope.analysis.rules.numerics import NONFINITE
+from bnscope.analysis.rules.structure import (
+    BIAS_BEFORE_BN,
+    DROPOUT_BEFORE_BN,
+    SMALL_BATCH_BN,
+)
+from bnscope.analysis.runs import Run
+
+RULES: tuple[Rule, ...] = (
+    NONFINITE,
+    VANISHING_GRADIENT,
+    EXPLODING_GRADIENT,
+    DEAD_RELU,
+    SATURATION,
+    UNNORMALIZED_INPUT,
+    BN_STAT_DRIFT,
+    BN_TRAIN_INFERENCE_GAP,
+    BN_MODE_OVERRIDE,
+    SMALL_BATCH_BN,
+    BN_EMA_NOT_CONVERGED,
+    DROPOUT_BEFORE_BN,
+    BIAS_BEFORE_BN,
+)
+RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
+
+__all__ = [
+    "ERROR",
+    "INFO",
+    "RULES",
+    "RULES_BY_ID",
+    "SEVERITIES",
+    "SEVERITY_RANK",
+    "WARNING",
+    "Finding",
+    "Rule",
+    "evaluate",
+]
+
+
+def evaluate(run: Run, rules: tuple[Rule, ...] = RULES) -> tuple[Finding, ...]:
+    """Runs every rule on `run` and orders the findings.
+
+    Args:
+        run: A run from `bnscope.analysis.reader`.
+        rules: The rules to apply. Defaults to `RULES`.
+
+    Returns:
+        Findings by severity (error first), then by step, then by depth.
+
+    Example:
+
+    ```python
+    from bnscope.analysis.reader import read_logdir
+    for run in read_logdir("logs").runs:
+        for finding in evaluate(run):
+            print(finding.severity, finding.rule, finding.message)
+    ```
+    """
+    depth = {layer.name: layer.depth for layer in run.layers}
+    findings = [finding for rule in rules for finding in rule(run)]
+    findings.sort(
+        key=lambda f: (
+            SEVERITY_RANK[f.severity],
+            f.step if f.step is not None else -1,
+            depth.get(f.layer, -1) if f.layer is not None else -1,
+            f.rule,
+        )
+    )
+    return tuple(findings)

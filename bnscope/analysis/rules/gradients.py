@@ -1,0 +1,171 @@
+"""Gradient flow through depth: `vanishing_gradient` and `exploding_gradient`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from bnscope import tags
+from bnscope.analysis.formatting import format_number
+from bnscope.analysis.rules.base import (
+    ERROR,
+    WARNING,
+    Finding,
+    Rule,
+    align,
+    feeds_only_batch_norm,
+    gradient_layers,
+    persistent,
+)
+from bnscope.analysis.rules.inputs import unnormalized_inputs
+from bnscope.analysis.runs import Run
+
+# AUTOTRAINER (Zhang et al., ICSE 2021), utils/monitor.py `gradient_issue`:
+# vanishing when |g_first| / |g_last| < beta_1 = 1e-3 and |g_first| < beta_2 =
+# 1e-4; exploding when the ratio > beta_3 = 70 (kernel gradient L2 norms).
+VANISHING_RATIO = 1e-3
+VANISHING_FIRST_NORM = 1e-4
+EXPLODING_RATIO = 70.0
+# SageMaker Debugger `vanishing_gradient`: mean |g| < 1e-7. bnscope records
+# L2 norms; mean |g| <= ||g||_2 / sqrt(n) <= ||g||_2, so ||g||_2 < 1e-7 implies
+# SageMaker's condition without knowing n.
+NEAR_ZERO_NORM = 1e-7
+# Growth of the global gradient norm over training that bnscope calls an
+# explosion: recent median / median of the first probes (bnscope's choice;
+# healthy runs shrink or stay within a few x).
+GROWTH_FACTOR = 100.0
+
+_VANISHING_HINT = (
+    "add BatchNormalization before the activations, use ReLU instead of "
+    "sigmoid/tanh with He initialization, or add residual connections"
+)
+_EXPLODING_HINT = (
+    "lower the learning rate, clip gradients (e.g. `clipnorm=1.0` on the "
+    "optimizer), or add BatchNormalization"
+)
+
+
+def _ratio_episodes(run: Run, below: bool) -> Iterator[tuple]:
+    layers = gradient_layers(run)
+    if len(layers) < 2:
+        return
+    first, last = layers[0], layers[-1]
+    aligned = align(
+        run.series(tags.GRAD_NORM, first.name), run.series(tags.GRAD_NORM, last.name)
+    )
+    if aligned is None:
+        return
+    steps, (g_first, g_last) = aligned
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = g_first / g_last
+    if below:
+        condition = (ratio < VANISHING_RATIO) & (g_first < VANISHING_FIRST_NORM)
+    else:
+        condition = ratio > EXPLODING_RATIO
+    episode = persistent(steps, condition, ratio)
+    if episode is not None:
+        yield first, last, episode, float(np.median(g_first[-5:]))
+
+
+def check_vanishing(rule: Rule, run: Run) -> Iterator[Finding]:
+    flagged: set[str] = set()
+    for first, last, episode, first_norm in _ratio_episodes(run, below=True):
+        flagged.add(first.name)
+        yield rule.finding(
+            layer=first.name,
+            episode=episode,
+            threshold=VANISHING_RATIO,
+            message=(
+                f"gradient of first layer {first.name} is {format_number(episode.value)}x that "
+                f"of last layer {last.name} (norm {format_number(first_norm)})"
+            ),
+            hint=_VANISHING_HINT,
+        )
+    for layer in run.layers:
+        if layer.name in flagged or layer.trainable is False:
+            continue
+        for variable, series in _gradient_series(run, layer):
+            episode = persistent(
+                series.steps, series.values < NEAR_ZERO_NORM, series.values
+            )
+            if episode is None:
+                continue
+            what = layer.name if variable is None else f"{layer.name}:{variable}"
+            yield rule.finding(
+                layer=layer.name,
+                episode=episode,
+                threshold=NEAR_ZERO_NORM,
+                message=(
+                    f"gradient of {what} is near zero "
+                    f"(L2 norm {format_number(episode.value)})"
+                ),
+                hint=_VANISHING_HINT,
+            )
+            break
+
+
+def _gradient_series(run: Run, layer):
+    """The layer's gradient norm, then its variables' (structural zeros left out)."""
+    whole = run.series(tags.GRAD_NORM, layer.name)
+    if whole is not None:
+        yield None, whole
+    structural_bias = layer.use_bias and feeds_only_batch_norm(run, layer)
+    for variable, series in run.variables(tags.GRAD_VAR_NORM, layer.name):
+        if structural_bias and variable == "bias":
+            continue  # exactly zero by construction: see `bias_before_bn`
+        yield variable, series
+
+
+def check_exploding(rule: Rule, run: Run) -> Iterator[Finding]:
+    # Raw inputs scale the first layer's gradient: an input problem, reported
+    # by `unnormalized_input`, not an explosion.
+    if not unnormalized_inputs(run):
+        for first, last, episode, _ in _ratio_episodes(run, below=False):
+            yield rule.finding(
+                severity=WARNING,
+                layer=first.name,
+                episode=episode,
+                threshold=EXPLODING_RATIO,
+                message=(
+                    f"gradient of first layer {first.name} is {format_number(episode.value)}x "
+                    f"that of last layer {last.name}"
+                ),
+                hint=_EXPLODING_HINT,
+            )
+    total = run.series(tags.GRAD_GLOBAL_NORM, tags.MODEL_SUBJECT)
+    if total is None or len(total) < 4:
+        return
+    finite = np.isfinite(total.values)
+    baseline = float(np.median(total.values[finite][:3])) if finite.sum() >= 3 else 0.0
+    if baseline <= 0:
+        return
+    growth = total.values / baseline
+    episode = persistent(total.steps, finite & (growth > GROWTH_FACTOR), growth)
+    if episode is not None:
+        yield rule.finding(
+            severity=ERROR,
+            episode=episode,
+            threshold=GROWTH_FACTOR,
+            message=(
+                f"global gradient norm grew {format_number(episode.value)}x since the first "
+                "probes"
+            ),
+            hint=_EXPLODING_HINT,
+        )
+
+
+VANISHING_GRADIENT = Rule(
+    id="vanishing_gradient",
+    severities=(WARNING,),
+    summary="early layers get orders of magnitude less gradient than later ones",
+    source="AUTOTRAINER (ICSE 2021) beta_1/beta_2; SageMaker Debugger 1e-7",
+    check=check_vanishing,
+)
+EXPLODING_GRADIENT = Rule(
+    id="exploding_gradient",
+    severities=(WARNING, ERROR),
+    summary="gradients grow through depth or over time without bound",
+    source="AUTOTRAINER (ICSE 2021) beta_3 = 70; growth 100x is bnscope's choice",
+    check=check_exploding,
+)

@@ -1,0 +1,284 @@
+"""The `BNScope` Keras callback."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import keras
+
+from bnscope.recording import arguments, step_stats
+from bnscope.recording.exact_gradients import StepGradientNorms
+from bnscope.recording.observer import Observer
+from bnscope.recording.probe import LossFn
+from bnscope.recording.schedule import ProbeSchedule
+from bnscope.recording.step_stats import StepStatistics
+from bnscope.recording.train_tap import TrainFunctionTap, requested_training
+
+# With `every_n_steps=None`, probes are spaced so their process CPU time stays
+# within this fraction of training's (target: ≤ 3% overhead, docs/callback.md).
+DEFAULT_OVERHEAD_BUDGET = 0.01
+
+
+class BNScope(keras.callbacks.Callback):
+    """Records per-layer training diagnostics as TensorBoard events.
+
+    Every few steps (and at epoch ends) bnscope measures the model on a fixed
+    probe batch: activation statistics of every leaf layer, gradient and weight
+    norms, BatchNormalization drift against its moving statistics, and the
+    gap between training- and inference-mode outputs. The probe is compiled
+    and side-effect free: with or without `BNScope`, the same seed gives
+    bit-identical weights. Read the run with `bnscope summarize LOGDIR` or
+    `tensorboard --logdir LOGDIR`.
+
+    Tags written to `<log_dir>/bnscope/` (all documented in `docs/tags.md`):
+    `act_{mean,std,min,max,zero_frac,dead_frac,saturated_frac,nonfinite}/<layer>`,
+    `act_hist/<layer>`, `grad_{norm,nonfinite}/<layer>`,
+    `grad_var_norm/<layer>:<var>`, `weight_{norm,nonfinite}/<layer>`,
+    `update_ratio/<layer>`,
+    `bn_{mean_shift,mean_shift_max,log_var_ratio,log_var_ratio_max}/<layer>`,
+    `bn_{moving_change,ema_progress,training_mode,gap}/<layer>`,
+    `norm_in_{mean,std}/<layer>`, `gamma_{mean,std}/<layer>`,
+    `beta_{mean,std}/<layer>`, `gap_{rel_l2,argmax_agreement}/<output>`,
+    `input_{mean,std,min,max}/<input>`, `loss/model`, `loss_nonfinite/model`,
+    `grad_global_norm/model`, and with `exact_gradients=True` (or in full mode)
+    `step_grad_norm/<layer>` and `step_grad_global_norm/model`.
+
+    Args:
+        log_dir: Directory of TensorBoard logs, as for
+            `keras.callbacks.TensorBoard`. Defaults to `"logs"`.
+        every_n_steps: Probe every this many training steps (and at every
+            epoch end). Defaults to `None`: probes are spaced by measured cost
+            so they take at most `overhead_budget` of training's CPU time.
+            `1` is full mode: activation statistics and exact gradient norms
+            of every training step are computed inside the step itself (on
+            its first 32 samples), and the probe runs on the budget.
+        probe_data: `x`, `(x, y)` or `(x, y, sample_weight)` to probe on.
+            Defaults to `None`: the first training batch of each `fit`.
+        histogram_every_n_probes: Write activation histograms every this many
+            probes; 0 disables them. Defaults to `10`.
+        exact_gradients: Also record the exact gradient norms of every
+            training step, by wrapping the optimizer's `apply`. Defaults to
+            `False`.
+        overhead_budget: Fraction of training CPU time probes may use when
+            `every_n_steps` is `None`. Defaults to `0.01`.
+        strict: Raise diagnostic errors instead of warning once and going on.
+            Defaults to `False`.
+        loss_fn: `(x, y, y_pred, sample_weight) -> loss` for the probe's
+            gradients, for models whose custom `train_step` computes a loss
+            `compile()` does not know. Defaults to `model.compute_loss`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope()])
+    # then: bnscope summarize logs
+    ```
+    """
+
+    def __init__(
+        self,
+        log_dir: str = "logs",
+        every_n_steps: int | None = None,
+        probe_data: Any = None,
+        histogram_every_n_probes: int = 10,
+        exact_gradients: bool = False,
+        overhead_budget: float = DEFAULT_OVERHEAD_BUDGET,
+        strict: bool = False,
+        loss_fn: LossFn | None = None,
+    ):
+        super().__init__()
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "BNScope needs the TensorFlow backend. "
+                f"Received: keras.backend.backend()={keras.backend.backend()!r}"
+            )
+        self.log_dir = arguments.log_dir(log_dir)
+        self.every_n_steps = arguments.positive_int_or_none(
+            every_n_steps, "every_n_steps"
+        )
+        self.histogram_every_n_probes = arguments.non_negative_int(
+            histogram_every_n_probes, "histogram_every_n_probes"
+        )
+        self.exact_gradients = arguments.boolean(exact_gradients, "exact_gradients")
+        self.overhead_budget = arguments.open_fraction(
+            overhead_budget, "overhead_budget"
+        )
+        self.strict = arguments.boolean(strict, "strict")
+        self.loss_fn = arguments.callable_or_none(loss_fn, "loss_fn")
+        self.probe_data = _as_batch(probe_data) if probe_data is not None else None
+        self.observer: Observer | None = None
+        self.schedule = ProbeSchedule(self.every_n_steps, self.overhead_budget)
+        self._tap: TrainFunctionTap | None = None
+        self._step_norms: StepGradientNorms | None = None
+        self._step_stats: StepStatistics | None = None
+        self._batch = self.probe_data
+        self._mark = 0.0
+        self._base_step = 0
+        self._steps_done = 0
+        self._last_batch = -1
+
+    # -- Keras hooks ---------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        # Steps this callback already recorded for this model: loss scaling
+        # skips steps without counting them in `optimizer.iterations`, and a
+        # later fit must still append rather than rewrite those steps.
+        recorded = 0
+        if self.observer is not None and self.observer.model is self.model:
+            recorded = self._step()
+        if self.observer is None or self.observer.model is not self.model:
+            self.observer = Observer(
+                self.model,
+                self.log_dir,
+                loss_fn=self.loss_fn,
+                histogram_every_n_probes=self.histogram_every_n_probes,
+                strict=self.strict,
+                config={
+                    "every_n_steps": self.every_n_steps,
+                    "overhead_budget": self.overhead_budget,
+                    "exact_gradients": self.exact_gradients,
+                    "probe_data": "given"
+                    if self.probe_data is not None
+                    else "first batch",
+                },
+            )
+        observer = self.observer
+        self._batch = self.probe_data
+        self.schedule.start_fit()
+        self._base_step = max(_optimizer_step(self.model), recorded)
+        self._steps_done = 0
+        params = self.params or {}
+        observer.start_fit(
+            steps_per_epoch=params.get("steps"),
+            epochs=params.get("epochs"),
+        )
+        with observer.guard("setting up observation"):
+            hooks = observer.hooks
+            observer.set_requested_training(requested_training(self.model, hooks))
+            self._instrument_train_step(hooks)
+            self._tap = TrainFunctionTap(
+                self.model,
+                hooks,
+                on_batch=self._set_batch if self.probe_data is None else None,
+                on_trace=observer.record_training_modes,
+                guard=observer.guard,
+            )
+            self._tap.install()
+        # Full mode reads statistics from the training step; the probe then
+        # runs on the budget.
+        self.schedule.every_n_steps = (
+            None if self._step_stats is not None else self.every_n_steps
+        )
+        self._mark = time.process_time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.schedule.add_training_time(time.process_time() - self._mark)
+        # `batch` is the last step's index in the epoch (steps_per_execution
+        # may cover several); counting in Python avoids a device read per step.
+        self._steps_done += batch - self._last_batch
+        self._last_batch = batch
+        step = self._step()
+        if self._due(step):
+            self._probe(step)
+        elif self._step_stats is not None:
+            with self.observer.guard("writing training-step statistics"):
+                self.observer.write_scalars(step, self._step_values())
+        self._mark = time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self._step()
+        if self._batch is not None and self.schedule.due_at_epoch_end(step):
+            self._probe(step)
+        self._mark = time.process_time()
+
+    def on_train_end(self, logs=None):
+        self._cleanup()
+
+    # -- Internals -------------------------------------------------------------------
+    def _set_batch(self, batch: tuple) -> None:
+        self._batch = batch
+
+    def _step(self) -> int:
+        return self._base_step + self._steps_done
+
+    def _instrument_train_step(self, hooks) -> None:
+        """Full mode and `exact_gradients`: compile bnscope into the train step."""
+        if self.every_n_steps == 1 and self._step_stats is None:
+            reason = step_stats.supported(self.model)
+            if reason is None:
+                self._step_stats = StepStatistics(
+                    self.model, hooks, self.observer.guard
+                )
+                self._step_stats.install()
+            else:
+                warnings.warn(
+                    f"bnscope: full mode probes every step instead of reading "
+                    f"statistics from the training step, because {reason}; "
+                    "expect roughly twice the training time.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        wants_norms = self.exact_gradients or self._step_stats is not None
+        if wants_norms and self._step_norms is None:
+            self._step_norms = StepGradientNorms(self.model, hooks)
+            self._step_norms.install()
+        if wants_norms:
+            self.model.make_train_function(force=True)
+
+    def _step_values(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        if self._step_stats is not None:
+            values.update(self._step_stats.read())
+        if self._step_norms is not None:
+            values.update(self._step_norms.read())
+        return values
+
+    def _due(self, step: int) -> bool:
+        return self._batch is not None and self.schedule.due(step)
+
+    def _probe(self, step: int) -> None:
+        start = time.process_time()
+        x, y, sample_weight = self._batch
+        extra = None
+        with self.observer.guard("reading training-step statistics"):
+            extra = self._step_values()
+        self.observer.observe(step, x, y, sample_weight, extra_scalars=extra)
+        self.schedule.probed(
+            step, time.process_time() - start, traced=self.observer.last_probe_traced
+        )
+
+    def _cleanup(self) -> None:
+        if self._tap is not None:
+            self._tap.remove()
+            self._tap = None
+        rebuild = False
+        for instrument in (self._step_stats, self._step_norms):
+            if instrument is not None:
+                instrument.remove()
+                rebuild = True
+        self._step_stats = self._step_norms = None
+        if rebuild:
+            # Leave the user's model with Keras' own, uninstrumented step.
+            with self.observer.guard("restoring the train function"):
+                self.model.make_train_function(force=True)
+        if self.observer is not None:
+            self.observer.close()
+
+
+def _optimizer_step(model: keras.Model) -> int:
+    """Steps the model has trained so far, so resumed training appends."""
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    try:
+        return int(iterations.numpy())
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _as_batch(data: Any) -> tuple:
+    if isinstance(data, tuple) and 1 <= len(data) <= 3:
+        return keras.utils.unpack_x_y_sample_weight(data)
+    return (data, None, None)

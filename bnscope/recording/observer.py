@@ -1,0 +1,258 @@
+"""`Observer`: probe a model at a step and write bnscope's TensorBoard run.
+
+This is the engine behind the `BNScope` callback and the public API for custom
+training loops:
+
+```python
+with bnscope.Observer(model, log_dir="logs", loss_fn=my_loss) as observer:
+    for step, (x, y) in enumerate(dataset, start=1):
+        if step == 1:
+            with observer.watch_training_step():  # records BN training modes
+                train_step(x, y)
+        else:
+            train_step(x, y)
+        if step == 1 or step % 100 == 0:
+            observer.observe(step, x, y)
+```
+
+It writes the same tags as the callback; see docs/robustness.md for
+`tf.distribute` loops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+from bnscope import schema, tags
+from bnscope.events import custom_scalars
+from bnscope.events import writer as event_writer
+from bnscope.recording import arguments, distribution, layer_info, run_metadata
+from bnscope.recording.guard import Guard
+from bnscope.recording.hooks import LayerHooks, Recording
+from bnscope.recording.probe import LossFn, Probe, ProbeResult
+from bnscope.recording.train_tap import requested_training
+
+
+class Observer:
+    """Measures a model on a probe batch and writes the statistics as events.
+
+    Every diagnostic failure is caught, reported once as a `RuntimeWarning`
+    naming what was skipped, and training goes on; `strict=True` re-raises.
+    A log directory that cannot be written (or a full disk) is reported once,
+    then nothing more is probed or written.
+
+    In a custom loop: call `observe(step, x, y)` every few steps (probing is
+    side-effect free, so any batch will do; a fixed one makes steps
+    comparable), wrap the first call of your train step in
+    `watch_training_step()` so BN training modes are known, and `close()` at
+    the end or use the observer as a context manager. Under `tf.distribute`,
+    `observe` takes the per-replica batch as is, and only the chief writes.
+
+    Args:
+        model: The Keras model to observe (TensorFlow backend).
+        log_dir: Directory of TensorBoard logs; the run goes to
+            `<log_dir>/bnscope/`. Defaults to `"logs"`.
+        loss_fn: `(x, y, y_pred, sample_weight) -> loss` used for the probe's
+            gradients (a scalar mean, as `fit` would use). Defaults to the
+            model's compiled loss; an uncompiled model needs one.
+        histogram_every_n_probes: Write activation histograms every this many
+            probes (0 disables them). Defaults to `10`.
+        strict: Re-raise diagnostic errors instead of warning. Defaults to `False`.
+        is_chief: Whether this process writes. Defaults to the
+            `tf.distribute` cluster's chief (always true outside multi-worker).
+        config: Extra settings recorded in the run metadata.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        log_dir: str = "logs",
+        *,
+        loss_fn: LossFn | None = None,
+        histogram_every_n_probes: int = 10,
+        strict: bool = False,
+        is_chief: bool | None = None,
+        config: dict[str, Any] | None = None,
+    ):
+        self.model = model
+        self.log_dir = arguments.log_dir(log_dir)
+        self.run_dir = os.path.join(self.log_dir, tags.RUN_DIRNAME)
+        self.histogram_every_n_probes = arguments.non_negative_int(
+            histogram_every_n_probes, "histogram_every_n_probes"
+        )
+        self.strict = arguments.boolean(strict, "strict")
+        self.guard = Guard(self.strict)
+        self.is_chief = distribution.is_chief(model) if is_chief is None else is_chief
+        self.config = dict(config or {})
+        self.config.setdefault("histogram_every_n_probes", histogram_every_n_probes)
+        self._loss_fn = arguments.callable_or_none(loss_fn, "loss_fn")
+        self._probe: Probe | None = None
+        self._hooks: LayerHooks | None = None
+        self.last_probe_traced = False
+        self._writer = event_writer.EventFileWriter(self.run_dir)
+        self._metadata_written = False
+        self._probes = 0
+        self._training_modes: dict[str, bool] = {}
+        self._requested_training: dict[str, bool] = {}
+        self._batch_size: int | None = None
+        self._fit: dict[str, int] = {}  # steps_per_epoch, epochs of this fit
+
+    # -- Public API ----------------------------------------------------------
+    def observe(
+        self,
+        step: int,
+        x,
+        y=None,
+        sample_weight=None,
+        extra_scalars: dict[str, float] | None = None,
+    ) -> ProbeResult | None:
+        """Probes the model on `(x, y)` and writes the statistics at `step`.
+
+        Args:
+            step: The training step to record the values at.
+            x: Model inputs of the probe batch.
+            y: Targets, needed for gradient statistics. Defaults to `None`.
+            sample_weight: Optional sample weights. Defaults to `None`.
+            extra_scalars: More `tag -> value` pairs to write in the same event.
+
+        Returns:
+            The `ProbeResult`, or `None` if the probe failed (and was reported).
+        """
+        if self._writer.error is not None:
+            return None  # nothing can be recorded: do not spend the probe
+        with self.guard("probe (statistics at this step were skipped)"):
+            x, y, sample_weight = distribution.merge_replicas((x, y, sample_weight))
+            if self._probe is None:
+                self._probe = Probe(self.model, self.hooks, self._loss_fn)
+            traces = self._probe.traces
+            if self._batch_size is None:
+                self._batch_size = distribution.replica_batch_size(self.model, x)
+            histograms = (
+                self.histogram_every_n_probes > 0
+                and self._probes % self.histogram_every_n_probes == 0
+            )
+            result = self._probe(x, y, sample_weight, with_histograms=histograms)
+            self.last_probe_traced = self._probe.traces != traces
+            self._probes += 1
+            result.scalars.update(extra_scalars or {})
+            self._add_python_scalars(result, step)
+            self._write(step, result)
+            return result
+        return None
+
+    def write_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Writes `tag -> value` pairs as one event at `step`."""
+        if values and self.is_chief:
+            with self._write_guard():
+                self._writer.add_summary(event_writer.scalars_summary(values), step)
+
+    @property
+    def hooks(self) -> LayerHooks:
+        """The model's layer hooks (created on first use)."""
+        if self._hooks is None:
+            self._hooks = LayerHooks(self.model)
+        return self._hooks
+
+    @contextlib.contextmanager
+    def watch_training_step(self) -> Iterator[None]:
+        """Records the mode each BN layer runs in during a custom training step.
+
+        Wrap the call that runs (and, for a `tf.function`, traces) your train
+        step, once: `bn_training_mode/<layer>` and the frozen-BN diagnostics
+        then work as they do with the `BNScope` callback.
+        """
+        hooks = self.hooks
+        with self.guard("recording BatchNormalization modes"):
+            self.set_requested_training(requested_training(self.model, hooks))
+        with hooks.recording() as recording:
+            yield
+        with self.guard("recording BatchNormalization modes"):
+            self.record_training_modes(recording)
+
+    def record_training_modes(self, recording: Recording) -> None:
+        """Remembers which mode each BN layer actually ran in inside `train_step`."""
+        for call in recording.calls:
+            if layer_info.is_batch_norm(call.layer):
+                self._training_modes[call.name] = bool(call.training) and bool(
+                    call.layer.trainable
+                )
+
+    def set_requested_training(self, requested: dict[str, bool]) -> None:
+        """Layers the user called with an explicit `training=` (a frozen base)."""
+        self._requested_training.update(requested)
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """How often each kind of diagnostic failure happened."""
+        return self.guard.failures
+
+    def start_fit(
+        self, steps_per_epoch: int | None = None, epochs: int | None = None
+    ) -> None:
+        """Marks a new `fit`: the metadata is written again at its first probe."""
+        self._metadata_written = False
+        for key, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
+            if value is not None:
+                self._fit[key] = int(value)
+
+    def close(self) -> None:
+        """Flushes and closes the event file (safe to call more than once)."""
+        with self.guard("closing the event file"):
+            self._writer.close()
+
+    def __enter__(self) -> Observer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- Internals -------------------------------------------------------------
+    def _write_guard(self):
+        # One warning for a directory that cannot be written, whichever write
+        # hits it first; the writer then drops everything quietly.
+        return self.guard(f"writing to {self.run_dir} (nothing more is recorded)")
+
+    def _add_python_scalars(self, result: ProbeResult, step: int) -> None:
+        """Values known in Python rather than in the graph."""
+        for name, mode in self._training_modes.items():
+            result.scalars[tags.BN_TRAINING_MODE.tag(name)] = float(mode)
+            layer = self._layer(name)
+            if mode and layer is not None:
+                window = 1.0 / max(1.0 - float(layer.momentum), 1e-12)
+                result.scalars[tags.BN_EMA_PROGRESS.tag(name)] = step / window
+
+    def _layer(self, name: str):
+        return dict(self.hooks.layers).get(name)
+
+    def _write(self, step: int, result: ProbeResult) -> None:
+        if not self.is_chief:
+            return
+        summaries = []
+        if not self._metadata_written:
+            metadata = self._metadata()
+            summaries.append(event_writer.metadata_summary(metadata))
+            summaries.append(custom_scalars.custom_scalars_summary(metadata))
+        summary = event_writer.scalars_summary(result.scalars)
+        for tag, (edges, counts) in result.histograms.items():
+            event_writer.histogram_value(summary, tag, edges, counts)
+        summaries.append(summary)
+        with self._write_guard():
+            for each in summaries:
+                self._writer.add_summary(each, step)
+            self._metadata_written = True
+
+    def _metadata(self) -> schema.RunMetadata:
+        return run_metadata.build(
+            self.model,
+            self._probe.info,
+            training_modes=self._training_modes,
+            requested_training=self._requested_training,
+            batch_size=self._batch_size,
+            config=self.config,
+            **self._fit,
+        )

@@ -1,0 +1,370 @@
+"""The compiled, side-effect-free probe that measures a model on one batch.
+
+One call runs the model in training mode under a `GradientTape` and in
+inference mode on the same batch, with every leaf layer hooked, and returns
+every statistic as one vector (one device-to-host copy). It runs inside a
+`keras.StatelessScope` mapping all non-trainable variables to their current
+values, so BatchNormalization moving statistics, dropout seeds and metric
+states are left bit-identical: observing never changes what the model learns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import tree
+
+from bnscope import schema, tags
+from bnscope.recording import layer_info
+from bnscope.recording.hooks import LayerCall, LayerHooks, Recording
+from bnscope.recording.stats import activations, gradients, normalization
+
+LossFn = Callable[[Any, Any, Any, Any], Any]  # (x, y, y_pred, sample_weight) -> loss
+
+
+@dataclass
+class ProbeResult:
+    """What one probe measured, as host values."""
+
+    scalars: dict[str, float]
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class TraceInfo:
+    """What the first trace learned about the model (for the metadata)."""
+
+    calls: list[LayerCall]
+    output_names: list[str]
+    classifier_outputs: list[bool]
+    input_names: list[str]
+    input_dtypes: list[str]
+    gradients_skipped: str | None = None
+
+
+class Probe:
+    """Builds and runs the compiled probe for one model.
+
+    Args:
+        model: The Keras model.
+        hooks: Its `LayerHooks`.
+        loss_fn: `(x, y, y_pred, sample_weight) -> loss`. Defaults to the
+            model's compiled loss (`model.compute_loss`).
+    """
+
+    def __init__(
+        self, model: keras.Model, hooks: LayerHooks, loss_fn: LossFn | None = None
+    ):
+        self.model = model
+        self.hooks = hooks
+        self.traces = 0
+        self.loss_fn = loss_fn or self._compiled_loss
+        self.info: TraceInfo | None = None
+        self._scalar_tags: list[str] = []
+        self._histogram_tags: list[str] = []
+        self._trainable = list(model.trainable_variables)
+        # Snapshots for ‖Δw‖/‖w‖ and BN moving-statistic change between probes.
+        self._weight_snapshot = [
+            tf.Variable(v.value, trainable=False) for v in self._trainable
+        ]
+        self._bn_layers = [
+            layer for _, layer in self.hooks.layers if layer_info.is_batch_norm(layer)
+        ]
+        self._bn_snapshot = {
+            id(layer): [
+                tf.Variable(layer.moving_mean.value, trainable=False),
+                tf.Variable(layer.moving_variance.value, trainable=False),
+            ]
+            for layer in self._bn_layers
+        }
+        # AutoGraph is not needed (no tensor-dependent Python control flow) and
+        # converting Keras internals would dominate the one-time trace cost.
+        self._function = tf.function(
+            self._measure, autograph=False, reduce_retracing=True
+        )
+
+    def __call__(
+        self, x, y=None, sample_weight=None, with_histograms: bool = False
+    ) -> ProbeResult:
+        # A tensor, not a Python bool: one trace serves both kinds of probe.
+        scalars, histograms = self._function(
+            x, y, sample_weight, tf.constant(with_histograms)
+        )
+        values = scalars.numpy().tolist()
+        result = ProbeResult(dict(zip(self._scalar_tags, values)))
+        if with_histograms:
+            for tag, (edges, counts) in zip(self._histogram_tags, histograms):
+                result.histograms[tag] = (edges.numpy(), counts.numpy())
+        return result
+
+    def _compiled_loss(self, x, y, y_pred, sample_weight):
+        return self.model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+
+    # Everything below runs while tracing.
+    def _measure(self, x, y, sample_weight, with_histograms):
+        self.traces += 1
+        model = self.model
+        state = [(v, v.value) for v in model.non_trainable_variables]
+        gradients_skipped = None
+        scale = self._loss_scale()
+        with keras.StatelessScope(state_mapping=state):
+            with tf.GradientTape(persistent=scale is not None) as tape:
+                with self.hooks.recording() as train:
+                    y_pred = model(x, training=True)
+                try:
+                    loss = self.loss_fn(x, y, y_pred, sample_weight)
+                except Exception as error:
+                    loss = None
+                    gradients_skipped = f"{type(error).__name__}: {error}"
+                scaled = None
+                if loss is not None and scale is not None:
+                    scaled = loss * tf.cast(scale, loss.dtype)
+            grads = [None] * len(self._trainable)
+            if loss is not None:
+                grads = self._gradients(tape, loss, scaled, scale)
+        # A fresh scope: inference must see the moving statistics as they
+        # are, not as the training-mode pass would have updated them.
+        with (
+            keras.StatelessScope(state_mapping=state),
+            self.hooks.recording() as inference,
+        ):
+            y_infer = model(x, training=False)
+
+        values: dict[str, Any] = {}
+        self._record_inputs(values, x)
+        self._record_layers(values, train, inference, grads)
+        outputs = self._record_outputs(values, y_pred, y_infer)
+        if loss is not None:
+            loss = tf.cast(loss, tf.float32)
+            values[tags.LOSS.tag()] = loss
+            values[tags.LOSS_NONFINITE.tag()] = tf.cast(
+                tf.logical_not(tf.math.is_finite(loss)), tf.float32
+            )
+        present = [g for g in grads if g is not None]
+        if present:
+            values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.l2_norm(present)
+
+        observed = [call for call in train.calls if call.outputs is not None]
+        self._histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
+        histograms = []
+        if observed:
+            histograms = tf.cond(
+                with_histograms,
+                lambda: activations.grouped_histograms([c.outputs for c in observed]),
+                lambda: [activations.empty_histogram() for _ in observed],
+            )
+
+        # Snapshots are ours, not the model's; update them after the scope.
+        for snapshot, variable in zip(self._weight_snapshot, self._trainable):
+            snapshot.assign(variable.value)
+        for layer in self._bn_layers:
+            mean, variance = self._bn_snapshot[id(layer)]
+            mean.assign(layer.moving_mean.value)
+            variance.assign(layer.moving_variance.value)
+
+        self._scalar_tags = list(values)
+        if self.info is None:
+            self.info = TraceInfo(
+                calls=train.calls,
+                output_names=outputs[0],
+                classifier_outputs=outputs[1],
+                input_names=self._input_names(x),
+                input_dtypes=[tf.as_dtype(t.dtype).name for t in tree.flatten(x)],
+                gradients_skipped=gradients_skipped,
+            )
+        stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
+        return stacked, histograms
+
+    def _loss_scale(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        return getattr(optimizer, "dynamic_scale", None)
+
+    def _gradients(self, tape, loss, scaled_loss, scale) -> list:
+        """Gradients of `loss`, loss-scaled as the optimizer scales them."""
+        if scale is None:
+            return tape.gradient(loss, self._trainable)
+        scaled = tape.gradient(scaled_loss, self._trainable)
+        present = [i for i, g in enumerate(scaled) if g is not None]
+        if not present:
+            return scaled
+        unscaled = [
+            tf.convert_to_tensor(scaled[i]) / tf.cast(scale, scaled[i].dtype)
+            for i in present
+        ]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in unscaled])
+
+        def unscaled_gradients():
+            # A scale that overflows is normal: the optimizer skips that step
+            # and halves the scale. Measure at scale 1 rather than report the
+            # overflow as NaN gradients; a real NaN stays NaN.
+            variables = [self._trainable[i] for i in present]
+            return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+        chosen = tf.cond(finite, lambda: unscaled, unscaled_gradients)
+        grads = [None] * len(scaled)
+        for i, gradient in zip(present, chosen):
+            grads[i] = gradient
+        return grads
+
+    def _input_names(self, x) -> list[str]:
+        flat = tree.flatten(x)
+        names = [
+            _input_layer_name(t) for t in getattr(self.model, "inputs", None) or []
+        ]
+        if isinstance(x, dict):
+            names = sorted(x)
+        if len(names) != len(flat) or not all(names):
+            names = (
+                ["input"]
+                if len(flat) == 1
+                else [f"input_{i}" for i in range(len(flat))]
+            )
+        return [str(n).split(":")[0] for n in names]
+
+    def _record_inputs(self, values: dict, x) -> None:
+        for name, tensor in zip(self._input_names(x), tree.flatten(x)):
+            for metric, value in activations.input_stats(tensor).items():
+                values[tags.make_tag(metric, name)] = value
+
+    def _record_layers(
+        self, values: dict, train: Recording, inference: Recording, grads
+    ) -> None:
+        grads_by_variable = {id(v): g for v, g in zip(self._trainable, grads)}
+        weights_by_variable = {
+            id(v): s for v, s in zip(self._trainable, self._weight_snapshot)
+        }
+        owned: set[int] = set()
+        inference_calls = inference.by_name()
+        activation_stats = layer_activation_stats(train.calls)
+        for call in train.calls:
+            layer = call.layer
+            for metric, value in activation_stats.get(call.name, {}).items():
+                values[tags.make_tag(metric, call.name)] = value
+            variables = [v for v in layer.trainable_variables if id(v) not in owned]
+            owned.update(id(v) for v in variables)
+            self._record_variables(
+                values, call.name, variables, grads_by_variable, weights_by_variable
+            )
+            kind = layer_info.normalization_kind(layer)
+            if kind == schema.BATCH:
+                self._record_batch_norm(values, call, inference_calls.get(call.name))
+            elif kind is not None and call.inputs is not None:
+                stats = normalization.norm_layer_stats(
+                    call.inputs, *layer_info.scale_and_offset(layer)
+                )
+                for metric, value in stats.items():
+                    values[tags.make_tag(metric, call.name)] = value
+        # Variables a subclassed model owns directly, outside any layer.
+        rest = [v for v in self._trainable if id(v) not in owned]
+        if rest:
+            self._record_variables(
+                values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
+            )
+
+    @staticmethod
+    def _record_variables(
+        values, subject, variables, grads_by_variable, weights_by_variable
+    ) -> None:
+        if not variables:
+            return
+        layer_grads = [grads_by_variable[id(v)] for v in variables]
+        if all(g is not None for g in layer_grads):
+            for metric, value in gradients.layer_gradient_stats(layer_grads).items():
+                values[tags.make_tag(metric, subject)] = value
+            for variable, grad in zip(variables, layer_grads):
+                var_subject = tags.variable_subject(subject, variable.name)
+                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.l2_norm([grad])
+        previous = [weights_by_variable[id(v)] for v in variables]
+        stats = gradients.layer_weight_stats([v.value for v in variables], previous)
+        for metric, value in stats.items():
+            values[tags.make_tag(metric, subject)] = value
+
+    def _record_batch_norm(
+        self, values, call: LayerCall, inference_call: LayerCall | None
+    ) -> None:
+        layer = call.layer
+        if call.inputs is None:
+            return
+        if call.batch_mean is not None and call.batch_variance is not None:
+            batch_mean, batch_variance = call.batch_mean, call.batch_variance
+        else:
+            batch_mean, batch_variance = normalization.batch_statistics(
+                call.inputs, layer_info.channel_axes(layer)
+            )
+        stats = normalization.bn_drift_stats(
+            batch_mean,
+            batch_variance,
+            layer.moving_mean.value,
+            layer.moving_variance.value,
+            float(layer.epsilon),
+        )
+        mean, variance = self._bn_snapshot[id(layer)]
+        stats.update(
+            normalization.moving_change(
+                [layer.moving_mean.value, layer.moving_variance.value], [mean, variance]
+            )
+        )
+        if inference_call is not None and inference_call.outputs is not None:
+            stats[tags.BN_GAP.name] = normalization.relative_l2(
+                call.outputs, inference_call.outputs
+            )
+        for metric, value in stats.items():
+            values[tags.make_tag(metric, call.name)] = value
+
+    def _record_outputs(self, values, y_pred, y_infer) -> tuple[list[str], list[bool]]:
+        flat_train = tree.flatten(y_pred)
+        flat_infer = tree.flatten(y_infer)
+        names = list(getattr(self.model, "output_names", None) or [])
+        if isinstance(y_pred, dict):
+            names = sorted(y_pred)
+        if len(names) != len(flat_train):
+            names = (
+                ["output"]
+                if len(flat_train) == 1
+                else [f"output_{i}" for i in range(len(flat_train))]
+            )
+        classifiers = [_looks_like_classifier(t) for t in flat_train]
+        for name, train, infer, classifier in zip(
+            names, flat_train, flat_infer, classifiers
+        ):
+            for metric, value in normalization.output_gap_stats(
+                train, infer, classifier
+            ).items():
+                values[tags.make_tag(metric, name)] = value
+        return names, classifiers
+
+
+def layer_activation_stats(calls: list[LayerCall], samples: int | None = None) -> dict:
+    """`layer name -> activation statistics` of every call with an output.
+
+    Args:
+        calls: Recorded layer calls.
+        samples: Summarize only the first this many samples. Defaults to all.
+    """
+    observed = [call for call in calls if call.outputs is not None]
+    outputs = [call.outputs for call in observed]
+    if samples is not None:
+        outputs = [o[:samples] if len(o.shape) >= 1 else o for o in outputs]
+    names = [layer_info.activation_name(call.layer) for call in observed]
+    stats = activations.grouped_activation_stats(outputs, names)
+    return {call.name: layer_stats for call, layer_stats in zip(observed, stats)}
+
+
+def _input_layer_name(tensor) -> str | None:
+    """The name of the `Input` layer behind a symbolic model input."""
+    history = getattr(tensor, "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    return getattr(operation, "name", None)
+
+
+def _looks_like_classifier(output) -> bool:
+    """A `(batch, classes)` output with at least two classes."""
+    shape = output.shape
+    return len(shape) == 2 and shape[-1] is not None and shape[-1] >= 2

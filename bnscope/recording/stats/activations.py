@@ -1,0 +1,213 @@
+"""Activation statistics of one layer output."""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from bnscope import tags
+
+HISTOGRAM_BINS = 30
+
+
+def activation_stats(outputs, activation: str | None = None) -> dict:
+    """Summarizes one layer output.
+
+    Args:
+        outputs: The layer output tensor, batch first.
+        activation: Name of the layer's activation function, used to pick the
+            saturation bounds. Defaults to `None` (no saturation statistic).
+
+    Returns:
+        A flat dict keyed by `bnscope.tags` metric names.
+    """
+    stacked = stacked_activation_stats(tf.expand_dims(outputs, 0), activation)
+    return {metric: values[0] for metric, values in stacked.items()}
+
+
+def grouped_activation_stats(
+    outputs: list, activations: list[str | None]
+) -> list[dict]:
+    """`activation_stats` of many layer outputs, computed group by group.
+
+    Outputs of the same shape (a Dense, its BatchNormalization and its
+    activation, or the blocks of a deep network) are stacked and summarized by
+    one set of ops: the probe's graph, and so its one-time compile cost, grows
+    with the number of distinct shapes rather than of layers.
+    """
+    results: list[dict] = [{} for _ in outputs]
+    for members in _groups_by_shape(outputs):
+        stacked = _stack(outputs, members)
+        stats = stacked_activation_stats(stacked)
+        for position, index in enumerate(members):
+            results[index] = {
+                metric: values[position] for metric, values in stats.items()
+            }
+        # Saturation depends on the activation: one sub-stack per bounded kind.
+        by_activation: dict[str, list[int]] = {}
+        for position, index in enumerate(members):
+            if activations[index] in tags.SATURATING_ACTIVATIONS:
+                by_activation.setdefault(activations[index], []).append(position)
+        for activation, positions in by_activation.items():
+            subset = (
+                tf.gather(stacked, positions)
+                if len(positions) < len(members)
+                else stacked
+            )
+            fractions = saturated_fraction(subset, activation)
+            for row, position in enumerate(positions):
+                results[members[position]][tags.ACT_SATURATED_FRAC.name] = fractions[
+                    row
+                ]
+    return results
+
+
+def _groups_by_shape(outputs: list) -> list[list[int]]:
+    """Indices of outputs grouped by static shape (unknown shapes stay alone)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, output in enumerate(outputs):
+        shape = tuple(output.shape)
+        groups.setdefault(shape if None not in shape else (index,), []).append(index)
+    return list(groups.values())
+
+
+def _stack(outputs: list, members: list[int]):
+    """The outputs at `members`, stacked on a new axis 0 (a lone one is not copied)."""
+    if len(members) == 1:
+        return tf.expand_dims(tf.cast(outputs[members[0]], tf.float32), 0)
+    return tf.stack([tf.cast(outputs[i], tf.float32) for i in members])
+
+
+def stacked_activation_stats(stacked, activation: str | None = None) -> dict:
+    """Statistics of `G` outputs stacked on axis 0: a dict of `[G]` tensors."""
+    x = tf.cast(stacked, tf.float32)
+    flat = tf.reshape(x, (tf.shape(x)[0], -1))
+    count = tf.cast(tf.shape(flat)[1], tf.float32)
+    total = tf.reduce_sum(flat, axis=1)
+    # Few passes over the tensors: this also runs inside the training step in
+    # full mode. NaN/Inf make a sum non-finite, and only then is the slower
+    # path that keeps them out of the moments taken.
+    mean, std, low, high, nonfinite = tf.cond(
+        tf.reduce_all(tf.math.is_finite(total)),
+        lambda: _finite_moments(flat, total / count, count),
+        lambda: _guarded_moments(flat, count),
+    )
+    stats = {
+        tags.ACT_MEAN.name: mean,
+        tags.ACT_STD.name: std,
+        tags.ACT_MIN.name: low,
+        tags.ACT_MAX.name: high,
+        tags.ACT_ZERO_FRAC.name: 1.0 - _nonzero(flat) / count,
+        tags.ACT_NONFINITE.name: nonfinite,
+    }
+    if len(x.shape) >= 3:
+        # A unit (last-axis channel) is dead when it is 0 for every sample and
+        # position of the batch.
+        units = tf.reshape(x, (tf.shape(x)[0], -1, tf.shape(x)[-1]))
+        dead = tf.cast(tf.equal(tf.math.count_nonzero(units, axis=1), 0), tf.float32)
+        stats[tags.ACT_DEAD_FRAC.name] = tf.reduce_mean(dead, axis=1)
+    if activation in tags.SATURATING_ACTIVATIONS:
+        stats[tags.ACT_SATURATED_FRAC.name] = saturated_fraction(x, activation)
+    return stats
+
+
+def saturated_fraction(stacked, activation: str):
+    """Per row of `stacked`, the fraction of saturated values (`[G]`)."""
+    saturated = saturated_mask(stacked, activation)
+    saturated = tf.reshape(saturated, (tf.shape(stacked)[0], -1))
+    return _nonzero(saturated) / tf.cast(tf.shape(saturated)[1], tf.float32)
+
+
+def _finite_moments(flat, mean, count):
+    variance = tf.reduce_sum(tf.math.squared_difference(flat, mean[:, None]), 1) / count
+    extremes = tf.reduce_min(flat, axis=1), tf.reduce_max(flat, axis=1)
+    return mean, tf.sqrt(variance), *extremes, tf.zeros_like(mean)
+
+
+def _guarded_moments(flat, count):
+    finite = tf.math.is_finite(flat)
+    safe = tf.where(finite, flat, tf.zeros_like(flat))
+    mean = tf.reduce_sum(safe, axis=1) / count
+    variance = tf.reduce_sum(tf.math.squared_difference(safe, mean[:, None]), 1) / count
+    extremes = tf.reduce_min(safe, axis=1), tf.reduce_max(safe, axis=1)
+    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.float32), axis=1)
+    return mean, tf.sqrt(variance), *extremes, nonfinite
+
+
+def _nonzero(flat):
+    """Count of non-zero values per row of a `[G, N]` tensor, as float32."""
+    return tf.cast(tf.math.count_nonzero(flat, axis=1), tf.float32)
+
+
+def saturated_mask(x, activation: str | None):
+    """Boolean tensor marking saturated values, or `None` for unbounded ones."""
+    if activation in tags.SATURATION_BOUNDS:
+        low, high = tags.SATURATION_BOUNDS[activation]
+        return tf.logical_or(tf.less_equal(x, low), tf.greater_equal(x, high))
+    if activation == "softmax":
+        return tf.greater_equal(tf.reduce_max(x, axis=-1), tags.SOFTMAX_SATURATION)
+    if activation == "log_softmax":
+        return tf.greater_equal(
+            tf.reduce_max(x, axis=-1), math.log(tags.SOFTMAX_SATURATION)
+        )
+    return None
+
+
+def empty_histogram(bins: int = HISTOGRAM_BINS):
+    """An all-zero `(edges, counts)` pair shaped like `histogram`'s."""
+    return tf.zeros([bins + 1], tf.float32), tf.zeros([bins], tf.float32)
+
+
+def histogram(outputs, bins: int = HISTOGRAM_BINS):
+    """Returns `(edges, counts)` of the finite values of `outputs`."""
+    edges, counts = stacked_histograms(tf.expand_dims(outputs, 0), bins)
+    return edges[0], counts[0]
+
+
+def grouped_histograms(outputs: list, bins: int = HISTOGRAM_BINS) -> list[tuple]:
+    """`histogram` of many outputs, one set of ops per group of equal shapes."""
+    results: list[tuple] = [()] * len(outputs)
+    for members in _groups_by_shape(outputs):
+        edges, counts = stacked_histograms(_stack(outputs, members), bins)
+        for position, index in enumerate(members):
+            results[index] = (edges[position], counts[position])
+    return results
+
+
+def stacked_histograms(stacked, bins: int = HISTOGRAM_BINS):
+    """`[G, bins + 1]` edges and `[G, bins]` counts, one histogram per row."""
+    x = tf.cast(stacked, tf.float32)
+    flat = tf.reshape(x, (tf.shape(x)[0], -1))
+    finite = tf.math.is_finite(flat)
+    inf = tf.fill(tf.shape(flat), float("inf"))
+    low = tf.reduce_min(tf.where(finite, flat, inf), axis=1)
+    high = tf.reduce_max(tf.where(finite, flat, -inf), axis=1)
+    high = tf.where(tf.greater(high, low), high, low + 1.0)
+    width = (high - low) / bins
+    index = tf.floor(
+        (tf.where(finite, flat, low[:, None]) - low[:, None]) / width[:, None]
+    )
+    index = tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
+    rows = tf.shape(flat)[0]
+    # One bincount for all rows: row g's bins are shifted by g * bins.
+    index += tf.range(rows)[:, None] * bins
+    counts = tf.math.bincount(
+        tf.reshape(index, [-1]),
+        weights=tf.reshape(tf.cast(finite, tf.float32), [-1]),
+        minlength=rows * bins,
+        maxlength=rows * bins,
+    )
+    edges = low[:, None] + width[:, None] * tf.range(bins + 1, dtype=tf.float32)
+    return edges, tf.reshape(counts, (rows, bins))
+
+
+def input_stats(inputs) -> dict:
+    """Mean, std, min and max of one model input (integer inputs included)."""
+    x = tf.cast(inputs, tf.float32)
+    return {
+        tags.INPUT_MEAN.name: tf.reduce_mean(x),
+        tags.INPUT_STD.name: tf.math.reduce_std(x),
+        tags.INPUT_MIN.name: tf.reduce_min(x),
+        tags.INPUT_MAX.name: tf.reduce_max(x),
+    }
