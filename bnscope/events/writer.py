@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import time
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -107,6 +108,9 @@ class EventFileWriter:
             counter += 1
             path = os.path.join(self.run_dir, f"{name}.{counter}")
         self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the writer
+        # A `fit` that raises never reaches `on_train_end`: close the file when
+        # the writer is collected instead of leaking it (ResourceWarning).
+        weakref.finalize(self, self._file.close)
         self.path = path
         header = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
         self._file.write(encode_record(header.SerializeToString()))
