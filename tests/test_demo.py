@@ -6,7 +6,10 @@ import io
 import json
 import sys
 
-from bnscope import cli, demo
+import pytest
+
+from bnscope import demo
+from bnscope.cli import commands as cli
 
 
 def findings(logdir) -> dict[str, list[dict]]:
@@ -23,7 +26,7 @@ def test_quick_demo_explains_the_sick_model(tmp_path):
         stale.parent.mkdir(parents=True)
         stale.write_bytes(b"")
     out = io.StringIO()
-    code = demo.main(out=str(tmp_path), quick=True, stdout=out, width=100)
+    code = cli.demo_command(str(tmp_path), quick=True, stdout=out, width=100)
     assert code == 0  # findings in the sick model do not fail the demo
     for variant in ("sick", "healthy"):
         event_files = list((tmp_path / variant / "bnscope").glob("events.out.*"))
@@ -44,16 +47,22 @@ def test_quick_demo_explains_the_sick_model(tmp_path):
 
 def test_cli_dispatches_to_the_demo(monkeypatch):
     calls = []
-    monkeypatch.setattr(demo, "main", lambda **kwargs: calls.append(kwargs) or 0)
-    assert cli.main(["demo", "--out", "somewhere"]) == 0
-    assert cli.main(["demo"]) == 0
-    assert calls == [{"out": "somewhere"}, {}]
+
+    def fake_run(out, **kwargs):
+        calls.append(out)
+        raise SystemExit(0)  # stop before training: only the dispatch is tested
+
+    monkeypatch.setattr(demo, "run", fake_run)
+    for argv in (["demo", "--out", "somewhere"], ["demo"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+    assert calls == ["somewhere", demo.DEFAULT_OUT]
 
 
 def test_missing_scikit_learn_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     out, err = io.StringIO(), io.StringIO()
-    code = demo.main(out=str(tmp_path), stdout=out, stderr=err)
+    code = cli.demo_command(str(tmp_path), stdout=out, stderr=err)
     assert code == cli.EXIT_BAD_INPUT
     assert err.getvalue() == (
         "bnscope: error: the demo needs sklearn: pip install 'bnscope[cpu,demo]'\n"

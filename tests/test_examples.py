@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bnscope import cli
+from bnscope.cli import commands as cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Variant -> rules that must be found; `None` means no finding at all.

@@ -35,3 +35,45 @@ def test_foreign_tags_are_not_parsed(tag):
 
 def test_metric_names_are_unique():
     assert len(tags.METRICS_BY_NAME) == len(tags.ALL_METRICS)
+
+
+def test_unregistered_metrics_cannot_be_written():
+    # The probe builds every tag with `make_tag`: a statistic whose name is not
+    # registered fails here instead of being dropped by the reader.
+    with pytest.raises(tags.UnknownMetricError, match="act_new_thing"):
+        tags.make_tag("act_new_thing", "dense")
+    assert tags.make_tag("act_std", "dense") == "act_std/dense"
+
+
+def test_model_metrics_have_the_model_subject():
+    for metric in tags.ALL_METRICS:
+        if metric.subject == tags.MODEL:
+            assert metric.tag() == f"{metric.name}/{tags.MODEL_SUBJECT}"
+
+
+def test_activation_families_are_disjoint_and_bounded():
+    assert not tags.RELU_FAMILY & tags.SATURATING_ACTIVATIONS
+    for low, high in tags.SATURATION_BOUNDS.values():
+        assert low < high
+    assert tags.SOFTMAX_FAMILY <= tags.SATURATING_ACTIVATIONS
+
+
+def test_callback_docstring_lists_exactly_the_registered_metrics():
+    import ast
+    import re
+
+    path = Path(__file__).resolve().parents[1] / "bnscope/recording/callback.py"
+    (callback,) = [
+        node
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ClassDef) and node.name == "BNScope"
+    ]
+    doc = ast.get_docstring(callback)
+    listed = set()
+    for pattern in re.findall(r"`([a-z0-9_{},]+)/(?:<|model`)", doc):
+        head, _, options = pattern.partition("{")
+        if options:
+            listed.update(head + option for option in options.rstrip("}").split(","))
+        else:
+            listed.add(pattern)
+    assert listed == {metric.name for metric in tags.ALL_METRICS}

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import io
-import json
 
-import pytest
-
-from bnscope import cli
-from bnscope.compare import align_layers, compare, gradient_ratio
-from bnscope.reader import read_run
-from bnscope.report import summarize
-from bnscope.runs import LayerInfo
-from tests.synthetic_runs import mlp_bn, plain_mlp
+from bnscope.analysis.compare import align_layers, compare, gradient_ratio
+from bnscope.analysis.reader import read_run
+from bnscope.analysis.summary import summarize
+from bnscope.cli import commands as cli
+from bnscope.schema import LayerMeta
+from tests.support.synthetic_runs import plain_mlp
 
 
-def layers(*classes: str) -> tuple[LayerInfo, ...]:
+def layers(*classes: str) -> tuple[LayerMeta, ...]:
     return tuple(
-        LayerInfo(name=f"{c.lower()}_{i}", depth=i, class_name=c)
+        LayerMeta(name=f"{c.lower()}_{i}", depth=i, class_name=c)
         for i, c in enumerate(classes)
     )
 
@@ -46,13 +43,6 @@ def test_alignment_keeps_outputs_together():
     )
 
 
-@pytest.fixture
-def two_runs(tmp_path):
-    plain_mlp().write(tmp_path / "no_bn" / "bnscope")
-    mlp_bn().write(tmp_path / "with_bn" / "bnscope")
-    return tmp_path
-
-
 def test_findings_only_in_one_run(two_runs):
     a = summarize(read_run(str(two_runs / "no_bn" / "bnscope")))
     b = summarize(read_run(str(two_runs / "with_bn" / "bnscope")))
@@ -69,33 +59,6 @@ def test_same_finding_in_both_runs_is_not_a_difference(tmp_path):
     b = summarize(read_run(str(tmp_path / "b")))
     comparison = compare(a, b)
     assert comparison.only_a == () and comparison.only_b == ()
-
-
-def test_compare_cli_text_and_json(two_runs):
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.compare_command(
-        str(two_runs / "no_bn"), str(two_runs / "with_bn"), False, out, err, 100
-    )
-    text = out.getvalue()
-    assert code == 0 and err.getvalue() == ""
-    assert "Gradient flow" in text and "batch_normalization_1" in text
-    assert "Only in A" in text and "vanishing_gradient" in text
-    assert max(len(line) for line in text.splitlines()) <= 100
-
-    out = io.StringIO()
-    cli.compare_command(
-        str(two_runs / "no_bn"), str(two_runs / "with_bn"), True, out, err
-    )
-    data = json.loads(out.getvalue())["compare"]
-    assert [f["rule"] for f in data["only_in_a"]] == ["vanishing_gradient"]
-    assert data["only_in_b"] == []
-    assert data["layers"][0] == {
-        "a": "dense",
-        "b": "dense",
-        "grad_norm_a": data["layers"][0]["grad_norm_a"],
-        "grad_norm_b": data["layers"][0]["grad_norm_b"],
-    }
-    assert data["grad_ratio"]["a"] < 1e-3
 
 
 def test_compare_needs_exactly_one_run_each(two_runs):

@@ -1,4 +1,4 @@
-"""Tests for `bnscope.reader`: decoding, merging, damage tolerance, discovery."""
+"""Tests for `bnscope.analysis.reader`: decoding, merging, damage tolerance, discovery."""
 
 from __future__ import annotations
 
@@ -9,22 +9,14 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 
-from bnscope import reader, tags
-from bnscope.event_writer import EventFileWriter, scalars_summary
-from bnscope.reader import ReaderError, read_logdir, read_run
-from tests.synthetic_runs import mlp_bn, write_tensorboard_only
+from bnscope import tags
+from bnscope.analysis import reader
+from bnscope.analysis.reader import read_run
+from bnscope.events.writer import EventFileWriter, scalars_summary
+from tests.support.synthetic_runs import mlp_bn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def healthy(tmp_path):
-    run = mlp_bn()
-    run_dir = tmp_path / "logs" / "bnscope"
-    paths = run.write(run_dir)
-    return run, str(run_dir), paths
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_values_roundtrip_as_float32(healthy):
@@ -42,12 +34,12 @@ def test_values_roundtrip_as_float32(healthy):
 def test_metadata_and_layers_in_depth_order(healthy):
     synthetic, run_dir, _ = healthy
     run = read_run(run_dir)
-    assert run.metadata["batch_size"] == 128
+    assert run.metadata.batch_size == 128
     assert [layer.name for layer in run.layers] == [
         layer.name for layer in synthetic.layers
     ]
     bn = run.layer("batch_normalization")
-    assert bn.is_batch_norm and bn.normalization["momentum"] == 0.99
+    assert bn.is_batch_norm and bn.normalization.momentum == 0.99
     assert bn.inputs_from == ("dense",)
     assert run.model_name == "mlp_bn"
     assert run.steps == (0, 1000)
@@ -55,13 +47,14 @@ def test_metadata_and_layers_in_depth_order(healthy):
 
 def test_latest_metadata_wins(tmp_path):
     writer = EventFileWriter(str(tmp_path))
-    from bnscope.event_writer import metadata_summary
+    from bnscope.events.writer import metadata_summary
+    from bnscope.schema import RunMetadata
 
-    writer.add_summary(metadata_summary({"batch_size": 8, "layers": []}, ""), 0)
+    writer.add_summary(metadata_summary(RunMetadata(batch_size=8)), 0)
     writer.add_summary(scalars_summary({"loss/model": 1.0}), 0)
-    writer.add_summary(metadata_summary({"batch_size": 64, "layers": []}, ""), 10)
+    writer.add_summary(metadata_summary(RunMetadata(batch_size=64)), 10)
     writer.close()
-    assert read_run(str(tmp_path)).metadata["batch_size"] == 64
+    assert read_run(str(tmp_path)).metadata.batch_size == 64
 
 
 def test_layers_from_tags_without_metadata(tmp_path):
@@ -212,43 +205,12 @@ def test_tensor_scalars_are_read(tmp_path):
     assert series.steps.tolist() == [3] and series.values.tolist() == [0.25]
 
 
-def test_runs_found_recursively_with_relative_names(tmp_path):
-    mlp_bn().write(tmp_path / "exp1" / "bnscope")
-    mlp_bn().write(tmp_path / "exp2" / "deeper" / "bnscope")
-    write_tensorboard_only(tmp_path / "exp1" / "train")
-    os.symlink(tmp_path, tmp_path / "exp1" / "loop")  # must not hang
-    logdir = read_logdir(str(tmp_path))
-    assert [run.name for run in logdir.runs] == ["exp1/bnscope", "exp2/deeper/bnscope"]
-    assert logdir.other_runs == ("exp1/train",)
-
-
-def test_logdir_that_is_a_run_is_named_after_itself(healthy):
-    _, run_dir, _ = healthy
-    assert [run.name for run in read_logdir(run_dir).runs] == ["bnscope"]
-
-
-def test_bad_logdirs_raise_one_line_errors(tmp_path, monkeypatch):
-    with pytest.raises(ReaderError, match="no such directory"):
-        read_logdir(str(tmp_path / "missing"))
-    file_path = tmp_path / "file.txt"
-    file_path.write_text("x")
-    with pytest.raises(ReaderError, match="not a directory"):
-        read_logdir(str(file_path))
-
-    def denied(path):
-        raise PermissionError(13, "Permission denied", path)
-
-    monkeypatch.setattr(reader, "_list_dir", denied)
-    with pytest.raises(ReaderError, match="permission denied"):
-        read_logdir(str(tmp_path))
-
-
 def test_reader_never_imports_tensorflow(healthy):
     _, run_dir, _ = healthy
     script = textwrap.dedent(
         f"""
         import sys
-        from bnscope.cli import main
+        from bnscope.cli.commands import main
         code = main(["summarize", {run_dir!r}, "--json"])
         assert code == 0, code
         assert "tensorflow" not in sys.modules
@@ -261,28 +223,3 @@ def test_reader_never_imports_tensorflow(healthy):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("clean")
-
-
-def test_template_fast_path_matches_full_proto_parse(healthy, monkeypatch):
-    _, run_dir, _ = healthy
-    fast = read_run(run_dir)
-    monkeypatch.setattr(reader, "event_summary_span", lambda record: None)
-    slow = read_run(run_dir)
-    assert set(fast.scalars) == set(slow.scalars)
-    for tag, series in slow.scalars.items():
-        np.testing.assert_array_equal(fast.scalars[tag].steps, series.steps)
-        np.testing.assert_array_equal(fast.scalars[tag].values, series.values)
-
-
-def test_same_length_summaries_with_other_tags_are_not_confused(tmp_path):
-    writer = EventFileWriter(str(tmp_path))
-    for step in range(4):
-        subject = "aa" if step % 2 == 0 else "bb"  # same byte length, other tag
-        writer.add_summary(
-            scalars_summary({f"act_std/{subject}": step, "loss/model": -step}), step
-        )
-    writer.close()
-    run = read_run(str(tmp_path))
-    assert run.series(tags.ACT_STD, "aa").steps.tolist() == [0, 2]
-    assert run.series(tags.ACT_STD, "bb").values.tolist() == [1.0, 3.0]
-    assert run.series(tags.LOSS, "model").values.tolist() == [0.0, -1.0, -2.0, -3.0]

@@ -1,37 +1,18 @@
-"""Tests for `bnscope.rules`: every rule fires when it should and only then."""
+"""Tests for `bnscope.analysis.rules`: every rule fires when it should and only then."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from bnscope.reader import read_run
-from bnscope.rules import RULES, RULES_BY_ID, SEVERITIES, Finding, evaluate
-from bnscope.rules.base import persistent
-from tests.synthetic_runs import SICK_RUNS, frozen_bn_drift, mlp_bn
-
-DESIGN_RULE_IDS = {
-    "vanishing_gradient",
-    "exploding_gradient",
-    "dead_relu",
-    "saturation",
-    "bn_stat_drift",
-    "bn_train_inference_gap",
-    "small_batch_bn",
-    "nonfinite",
-    "unnormalized_input",
-}
-JSON_V1_KEYS = {
-    "rule",
-    "severity",
-    "layer",
-    "step",
-    "last_step",
-    "value",
-    "threshold",
-    "message",
-    "hint",
-}
+from bnscope.analysis import jsonv1
+from bnscope.analysis.reader import read_run
+from bnscope.analysis.rules import RULES, RULES_BY_ID, SEVERITIES, Finding, evaluate
+from bnscope.analysis.rules.base import persistent
+from tests.support.contract import JSON_V1_FINDING_KEYS, PUBLIC_RULE_IDS
+from tests.support.synthetic_runs import SICK_RUNS, frozen_bn_drift, mlp_bn
 
 
 def read(synthetic, tmp_path, name="run"):
@@ -48,10 +29,10 @@ def healthy_findings(tmp_path_factory):
 def test_registry_covers_design_and_sick_runs():
     ids = [rule.id for rule in RULES]
     assert len(ids) == len(set(ids))
-    assert set(ids) >= DESIGN_RULE_IDS
+    assert set(ids) >= PUBLIC_RULE_IDS
     assert set(SICK_RUNS) == set(ids)
     for rule in RULES:
-        assert rule.severity in SEVERITIES
+        assert rule.severities and set(rule.severities) <= set(SEVERITIES)
         assert rule.source and rule.summary
 
 
@@ -66,10 +47,10 @@ def test_rule_fires_on_its_sick_run(rule, tmp_path, healthy_findings):
     assert findings, f"{rule.id} did not fire on its sick run"
     for finding in findings:
         assert finding.rule == rule.id
-        assert finding.severity in SEVERITIES
+        assert finding.severity in rule.severities
         assert finding.message and finding.hint
         assert finding.step is not None and finding.last_step >= finding.step
-        assert set(finding.to_json()) == JSON_V1_KEYS
+        assert set(jsonv1.finding(finding)) >= JSON_V1_FINDING_KEYS
     assert not [f for f in healthy_findings if f.rule == rule.id]
 
 
@@ -113,8 +94,8 @@ def test_integer_inputs_are_not_unnormalized(tmp_path):
 
     def with_int_input():
         data = metadata()
-        data["inputs"][0]["dtype"] = "int32"
-        return data
+        first = dataclasses.replace(data.inputs[0], dtype="int32")
+        return dataclasses.replace(data, inputs=(first, *data.inputs[1:]))
 
     synthetic.metadata = with_int_input
     assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
@@ -153,7 +134,7 @@ def test_nonfinite_names_first_step_and_layer(tmp_path):
     (finding,) = RULES_BY_ID["nonfinite"](read(SICK_RUNS["nonfinite"](), tmp_path))
     assert (finding.layer, finding.step, finding.last_step) == ("dense_1", 600, 1000)
     assert finding.severity == "error"
-    assert finding.to_json()["value"] == 64.0
+    assert jsonv1.finding(finding)["value"] == 64.0
 
 
 def test_ema_severity_escalates_below_one_window(tmp_path):
@@ -181,7 +162,7 @@ def test_findings_ordered_by_severity(tmp_path):
 
 def test_nonfinite_values_become_json_null():
     finding = Finding("nonfinite", "error", None, 1, 2, float("nan"), 0.0, "m", "h")
-    assert finding.to_json()["value"] is None
+    assert jsonv1.finding(finding)["value"] is None
 
 
 @pytest.mark.parametrize(

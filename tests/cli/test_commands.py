@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from rich.console import Console
 
-from bnscope import __version__, cli, reader
-from bnscope.report import render_reports, sparkline, summarize
-from bnscope.theme import THEME
-from tests.synthetic_runs import SICK_RUNS, mlp_bn, write_tensorboard_only
+from bnscope import __version__
+from bnscope.analysis import discovery, reader
+from bnscope.cli import commands as cli
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.synthetic_runs import SICK_RUNS, mlp_bn, write_tensorboard_only
 
 BNSCOPE = os.path.join(os.path.dirname(sys.executable), "bnscope")
 UNICODE_NAMES = (
@@ -27,81 +26,6 @@ UNICODE_NAMES = (
     "dropout_ü",
     "出力",
 )
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    command, *rest = args
-    if command == "summarize":
-        as_json = "--json" in rest
-        fail_on = rest[rest.index("--fail-on") + 1] if "--fail-on" in rest else "error"
-        code = cli.summarize_command(rest[0], as_json, fail_on, out, err, width=100)
-    else:
-        code = cli.compare_command(rest[0], rest[1], "--json" in rest, out, err, 100)
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_line_error(code: int, err: str, fragment: str) -> None:
-    assert code == 2
-    assert err.startswith("bnscope: error: ")
-    assert err.count("\n") == 1, err
-    assert fragment in err
-    assert "Traceback" not in err
-
-
-@pytest.fixture
-def logs(tmp_path):
-    mlp_bn().write(tmp_path / "healthy" / "bnscope")
-    SICK_RUNS["nonfinite"]().write(tmp_path / "sick" / "bnscope")
-    return tmp_path
-
-
-def test_report_text_at_width_100(logs):
-    code, out, err = run_cli("summarize", str(logs))
-    assert code == 1 and err == ""
-    assert "run healthy/bnscope" in out and "✓ healthy" in out
-    assert "run sick/bnscope" in out and "✗ 1 error" in out
-    assert "ERROR" in out and "nonfinite" in out and "600–1000" in out
-    assert "→ lower the learning rate" in out
-    assert "batch_normalization_1" in out  # layer table
-    assert any(char in out for char in "▁▂▃▄▅▆▇█")
-    assert "!" in out  # the NaN gradient shows in its sparkline
-    assert max(len(line) for line in out.splitlines()) <= 100
-    assert "\x1b[" not in out  # not a terminal: no escape codes
-
-
-def test_findings_come_before_layers_and_by_severity(tmp_path):
-    synthetic = mlp_bn(bias_before_bn=True)
-    synthetic.set_late("grad_nonfinite", "dense_1", 3.0, start=0.8)
-    synthetic.write(tmp_path / "bnscope")
-    _, out, _ = run_cli("summarize", str(tmp_path))
-    assert out.index("ERROR") < out.index("INFO") < out.index("Layers")
-
-
-def test_no_color_terminal_has_no_colour_codes(logs, monkeypatch):
-    monkeypatch.setenv("NO_COLOR", "1")
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=100, force_terminal=True, theme=THEME)
-    reports = [summarize(run) for run in reader.read_logdir(str(logs)).runs]
-    console.print(render_reports(reports))
-    text = buffer.getvalue()
-    assert "\x1b[31" not in text and "\x1b[33" not in text  # no red, no yellow
-    assert "ERROR" in text  # severity still readable without colour
-
-
-def test_colour_terminal_uses_theme(logs, monkeypatch):
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=100,
-        force_terminal=True,
-        color_system="standard",
-        theme=THEME,
-    )
-    reports = [summarize(run) for run in reader.read_logdir(str(logs)).runs]
-    console.print(render_reports(reports))
-    assert "\x1b[1;31m" in buffer.getvalue()  # bnscope.error is bold red
 
 
 def test_json_v1(logs):
@@ -200,7 +124,7 @@ def test_permission_denied(tmp_path, monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(reader, "_list_dir", denied)
+    monkeypatch.setattr(discovery, "_list_dir", denied)
     assert_one_line_error(
         *run_cli("summarize", str(tmp_path))[::2], "permission denied"
     )
@@ -277,17 +201,8 @@ def test_unexpected_errors_are_one_line(tmp_path, monkeypatch, capsys):
     def broken(run):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("bnscope.report.evaluate", broken)
+    monkeypatch.setattr("bnscope.analysis.summary.evaluate", broken)
     monkeypatch.delenv("BNSCOPE_DEBUG", raising=False)
     assert cli.main(["summarize", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: boom" in err
-
-
-def test_sparkline():
-    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
-    assert sparkline([1, 1, 1]) == "▁▁▁"
-    assert sparkline([1e-6, 1e-3, 1.0], log=True) == "▁▅█"
-    assert sparkline([1.0, float("nan")]) == "▁!"
-    assert len(sparkline(range(100), width=10)) == 10
-    assert sparkline([]) == ""

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bnscope import BNScope, tags
-from tests import eventdata, models
+from tests.support import eventdata, models
 
 RUN = tags.RUN_DIRNAME
 
@@ -129,7 +129,7 @@ def test_same_seed_gives_bit_identical_weights(settings, tmp_path):
 def test_failure_in_diagnostics_warns_once_and_training_goes_on(
     every_n_steps, tmp_path, monkeypatch
 ):
-    from bnscope.stats import activations
+    from bnscope.recording.stats import activations
 
     def broken(*args, **kwargs):
         raise RuntimeError("statistic exploded")
@@ -150,84 +150,11 @@ def test_failure_in_diagnostics_warns_once_and_training_goes_on(
 
 
 def test_strict_mode_raises(tmp_path, monkeypatch):
-    from bnscope.stats import activations
+    from bnscope.recording.stats import activations
 
     monkeypatch.setattr(activations, "stacked_activation_stats", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         fit(models.compiled(models.sequential), tmp_path, strict=True)
-
-
-def _first_batch_mean(run):
-    scalars = eventdata.scalars(run)
-    (tag,) = [t for t in scalars if t.startswith("input_mean/")]
-    return scalars[tag][0][1]
-
-
-def test_probe_batch_captured_from_numpy_arrays(tmp_path):
-    x, y = models.data()
-    model = models.compiled(models.functional)
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[BNScope(log_dir=str(tmp_path), every_n_steps=2)],
-    )
-    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(x[:16].mean(), abs=1e-6)
-
-
-def test_probe_batch_captured_from_dataset(tmp_path):
-    x, y = models.data()
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (x[::-1].copy(), y[::-1].copy())
-    ).batch(8)
-    model = models.compiled(models.functional)
-    model.fit(dataset, epochs=1, verbose=0, callbacks=[BNScope(log_dir=str(tmp_path))])
-    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(
-        x[::-1][:8].mean(), abs=1e-6
-    )
-    assert eventdata.metadata(tmp_path / RUN)["batch_size"] == 8
-
-
-def test_probe_batch_captured_from_generator_without_stealing_batches(tmp_path):
-    x, y = models.data()
-
-    def batches():
-        for start in range(0, 64, 16):
-            yield x[start : start + 16] + 1.0, y[start : start + 16]
-
-    def train(callbacks):
-        tf.config.experimental.enable_op_determinism()
-        model = models.compiled(models.functional, seed=3)
-        history = model.fit(batches(), epochs=1, verbose=0, callbacks=callbacks)
-        return model, history
-
-    plain, _ = train([])
-    observed, _history = train([BNScope(log_dir=str(tmp_path))])
-    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(
-        x[:16].mean() + 1.0, abs=1e-6
-    )
-    for a, b in zip(plain.weights, observed.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # Same number of optimizer steps: no batch was stolen for the probe.
-    assert observed.optimizer.iterations.numpy() == plain.optimizer.iterations.numpy()
-
-
-def test_probe_data_argument_overrides_capture(tmp_path):
-    x, y = models.data()
-    probe_x = np.full((5, 8), 2.0, "float32")
-    model = models.compiled(models.functional)
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=1,
-        verbose=0,
-        callbacks=[BNScope(log_dir=str(tmp_path), probe_data=(probe_x, y[:5]))],
-    )
-    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(2.0)
 
 
 def test_hooks_removed_and_model_saves_after_training(tmp_path):
@@ -277,34 +204,6 @@ def test_reused_across_fits_continues_the_step_counter(tmp_path):
     assert callback.observer._probe.traces == 1  # compiled once, histograms or not
 
 
-def test_exact_gradients_match_gradient_tape(tmp_path):
-    keras.utils.set_random_seed(1)
-    model = models.functional()
-    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
-    x, y = models.data(n=16)
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-        callbacks=[BNScope(log_dir=str(tmp_path), exact_gradients=True)],
-    )
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    expected = np.sqrt(sum(float(tf.reduce_sum(g * g)) for g in grads))
-    scalars = eventdata.scalars(tmp_path / RUN)
-    assert scalars[tags.STEP_GRAD_GLOBAL_NORM.tag()][0][1] == pytest.approx(
-        expected, rel=1e-5
-    )
-    # The probe ran on the same batch and weights: its gradient agrees too.
-    assert scalars[tags.GRAD_GLOBAL_NORM.tag()][0][1] == pytest.approx(
-        expected, rel=1e-5
-    )
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -316,25 +215,6 @@ def test_exact_gradients_match_gradient_tape(tmp_path):
 def test_invalid_arguments_echo_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BNScope(**kwargs)
-
-
-def test_full_mode_records_every_training_step(tmp_path):
-    keras.backend.clear_session()
-    model = models.compiled(models.functional)
-    x, y = models.data()
-    callback = BNScope(log_dir=str(tmp_path), every_n_steps=1)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
-    scalars = eventdata.scalars(tmp_path / RUN)
-    every_step = list(range(1, 9))
-    assert [s for s, _ in scalars[tags.ACT_STD.tag("hidden")]] == every_step
-    assert [s for s, _ in scalars[tags.STEP_GRAD_NORM.tag("hidden")]] == every_step
-    assert [s for s, _ in scalars[tags.STEP_GRAD_GLOBAL_NORM.tag()]] == every_step
-    # The probe (fixed batch, extra passes) still runs, spaced by the budget.
-    assert scalars[tags.BN_GAP.tag("bn")][0][0] == 1
-    assert "train_step" not in model.__dict__  # the user's step is restored
-    # tanh outputs of the first 32 (here: all 16) samples of each batch.
-    assert all(0.0 < v <= 1.0 for _, v in scalars[tags.ACT_STD.tag("hidden")])
-    assert tags.ACT_SATURATED_FRAC.tag("hidden") in scalars
 
 
 def test_loss_fn_gives_gradients_for_a_custom_train_step(tmp_path):

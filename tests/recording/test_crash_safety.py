@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnscope import BNScope, event_writer, tags
-from tests import eventdata, models
-from tests.summarize import summarize_json
+from bnscope import BNScope, tags
+from bnscope.events import writer as event_writer
+from tests.support import eventdata, models
+from tests.support.summarize import summarize_json
 
-REPO = str(Path(__file__).resolve().parent.parent)
+REPO = str(Path(__file__).resolve().parents[2])
 RUN = tags.RUN_DIRNAME
 
 KILLED_FIT = """
@@ -34,7 +35,7 @@ import os, signal, sys
 sys.path.insert(0, {repo!r})
 import keras
 from bnscope import BNScope
-from tests import models
+from tests.support import models
 
 
 class Kill(keras.callbacks.Callback):
@@ -164,7 +165,11 @@ def test_unwritable_log_dir_warns_once_and_training_goes_on(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         observed = _train([callback])
-    ours = [w for w in caught if "bnscope" in str(w.message)]
+    ours = [
+        w
+        for w in caught
+        if "bnscope" in str(w.message) and issubclass(w.category, RuntimeWarning)
+    ]
     assert len(ours) == 1, [str(w.message) for w in ours]
     assert ours[0].category is RuntimeWarning
     assert "training continues" in str(ours[0].message).lower()

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from bnscope import tags
-from tests import eventdata
+from tests.support import eventdata
 
-SCRIPT = str(Path(__file__).with_name("distributed_fit.py"))
+SCRIPT = str(Path(__file__).resolve().parents[1] / "support" / "distributed_fit.py")
 TIMEOUT = 240
 RUN = tags.RUN_DIRNAME
 

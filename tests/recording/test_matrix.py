@@ -20,8 +20,8 @@ import tensorflow as tf
 from tensorflow.python.framework import config as determinism
 
 from bnscope import BNScope, tags
-from tests import eventdata, models
-from tests.summarize import rules_found, summarize_json
+from tests.support import eventdata, models
+from tests.support.summarize import rules_found, summarize_json
 
 mixed = keras.mixed_precision
 Adam = keras.optimizers.Adam

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from bnscope import BNScope, tags
-from bnscope.reader import read_run
-from bnscope.rules import evaluate
-from tests import eventdata
+from bnscope.analysis.reader import read_run
+from bnscope.analysis.rules import evaluate
+from tests.support import eventdata
 
 L = keras.layers
 

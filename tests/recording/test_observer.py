@@ -17,8 +17,8 @@ import tensorflow as tf
 
 import bnscope
 from bnscope import BNScope, tags
-from tests import eventdata, models
-from tests.summarize import rules_found, summarize_json
+from tests.support import eventdata, models
+from tests.support.summarize import rules_found, summarize_json
 
 RUN = tags.RUN_DIRNAME
 BATCH = 16

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from bnscope import tags
-from bnscope.hooks import LayerHooks, leaf_layers
-from bnscope.probe import Probe
+from bnscope.recording.hooks import LayerHooks
+from bnscope.recording.probe import Probe
 
 L = keras.layers
 
@@ -136,19 +136,3 @@ def test_update_ratio_and_moving_change_between_probes(tiny):
     assert result.scalars[tags.BN_MOVING_CHANGE.tag("bn")] == pytest.approx(
         2.0 / np.linalg.norm(previous), rel=1e-4
     )
-
-
-def test_leaf_layers_name_nested_models_hierarchically():
-    inner = keras.Sequential([keras.Input((3,)), L.Dense(2, name="d")], name="block")
-    outer = keras.Sequential(
-        [keras.Input((3,)), inner, L.Dense(1, name="head")], name="outer"
-    )
-    assert [name for name, _ in leaf_layers(outer)] == ["block/d", "head"]
-
-
-def test_recurrent_layers_are_observed_as_a_whole():
-    model = keras.Sequential(
-        [keras.Input((4, 3)), L.SimpleRNN(5, name="rnn"), L.Dense(2, name="head")]
-    )
-    names = [name for name, _ in leaf_layers(model)]
-    assert names == ["rnn", "head"]  # the cell runs inside a loop: not hooked

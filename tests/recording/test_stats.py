@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bnscope import tags
-from bnscope.stats import activations, gradients, normalization
+from bnscope.recording.stats import activations, gradients, normalization
 
 
 def values(stats: dict) -> dict[str, float]:

@@ -22,7 +22,9 @@ import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(
+    0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 
 GLOBAL_BATCH = 16
 STEPS_PER_EPOCH = 3
@@ -58,7 +60,7 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from tests import models
+    from tests.support import models
 
     keras.utils.set_random_seed(7)
     steps, epochs = (1, 1) if args.frozen_weights else (STEPS_PER_EPOCH, EPOCHS)

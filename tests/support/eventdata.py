@@ -1,6 +1,6 @@
 """A minimal, obviously correct event-file reader for the callback tests.
 
-Kept separate from `bnscope.reader` on purpose: the callback tests should not
+Kept separate from `bnscope.analysis.reader` on purpose: the callback tests should not
 trust the code the CLI tests check.
 """
 
@@ -14,7 +14,7 @@ from collections import defaultdict
 from tensorboard.compat.proto import event_pb2
 
 from bnscope import tags
-from bnscope.tfrecord import iter_records
+from bnscope.events.tfrecord import iter_records
 
 
 def events(run_dir: str) -> list[event_pb2.Event]:

@@ -6,7 +6,7 @@ import io
 import json
 import os
 
-from bnscope import cli
+from bnscope.cli import commands as cli
 
 
 def summarize_json(logdir: str | os.PathLike) -> tuple[int, dict | None, str]:

@@ -8,7 +8,7 @@ with an activation histogram every few probes.
 Example:
 
 ```python
-from tests.synthetic_runs import SICK_RUNS, mlp_bn
+from tests.support.synthetic_runs import SICK_RUNS, mlp_bn
 
 mlp_bn().write(tmp_path / "logs" / "bnscope")            # stays quiet
 SICK_RUNS["dead_relu"]().write(tmp_path / "sick" / "bnscope")
@@ -17,7 +17,6 @@ SICK_RUNS["dead_relu"]().write(tmp_path / "sick" / "bnscope")
 
 from __future__ import annotations
 
-import copy
 import os
 import zlib
 from collections.abc import Callable, Iterable
@@ -26,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from bnscope import tags
-from bnscope.event_writer import (
+from bnscope import schema, tags
+from bnscope.events.writer import (
     EventFileWriter,
     histogram_value,
     metadata_summary,
@@ -51,18 +50,23 @@ class SyntheticLayer:
     normalization: dict[str, Any] | None = None
     variables: tuple[str, ...] = ()
 
-    def as_metadata(self, depth: int) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "class": self.class_name,
-            "activation": self.activation,
-            "depth": depth,
-            "params": self.params,
-            "trainable": self.trainable,
-            "use_bias": self.use_bias,
-            "inputs_from": list(self.inputs_from),
-            "normalization": copy.deepcopy(self.normalization),
-        }
+    def as_metadata(self, depth: int) -> schema.LayerMeta:
+        normalization = self.normalization
+        return schema.LayerMeta(
+            name=self.name,
+            depth=depth,
+            class_name=self.class_name,
+            activation=self.activation,
+            params=self.params,
+            trainable=self.trainable,
+            use_bias=self.use_bias,
+            inputs_from=tuple(self.inputs_from),
+            normalization=(
+                None
+                if normalization is None
+                else schema.NormalizationMeta(**normalization)
+            ),
+        )
 
 
 def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias=False):
@@ -84,7 +88,7 @@ def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias
 def batch_norm(name, inputs_from, channels=64, momentum=0.99, trainable=True):
     normalization = {
         "kind": "batch",
-        "axis": [-1],
+        "axis": (-1,),
         "momentum": momentum,
         "epsilon": 0.001,
         "center": True,
@@ -171,19 +175,18 @@ class SyntheticRun:
     def layer(self, name: str) -> SyntheticLayer:
         return next(layer for layer in self.layers if layer.name == name)
 
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "schema": tags.METADATA_SCHEMA_VERSION,
-            "versions": {"bnscope": "0.1.0", "tensorflow": None, "keras": None},
-            "model": {"name": self.model_name, "class": "Sequential", "params": 0},
-            "batch_size": self.batch_size,
-            "steps_per_epoch": 50,
-            "optimizer": {"class": "Adam", "learning_rate": 0.001},
-            "config": {"every_n_steps": 50, "histogram_every_n_probes": 5},
-            "inputs": [{"name": name, "dtype": "float32"} for name in self.inputs],
-            "outputs": [{"name": n, "classifier": c} for n, c in self.outputs],
-            "layers": [layer.as_metadata(d) for d, layer in enumerate(self.layers)],
-        }
+    def metadata(self) -> schema.RunMetadata:
+        return schema.RunMetadata(
+            versions={"bnscope": "0.1.0", "tensorflow": None, "keras": None},
+            model=schema.ModelMeta(self.model_name, "Sequential", 0),
+            batch_size=self.batch_size,
+            steps_per_epoch=50,
+            optimizer=schema.OptimizerMeta("Adam", 0.001),
+            config={"every_n_steps": 50, "histogram_every_n_probes": 5},
+            inputs=tuple(schema.InputMeta(name, "float32") for name in self.inputs),
+            outputs=tuple(schema.OutputMeta(n, c) for n, c in self.outputs),
+            layers=tuple(layer.as_metadata(d) for d, layer in enumerate(self.layers)),
+        )
 
     def probe_values(self, index: int) -> dict[str, float]:
         return {tag: float(array[index]) for tag, array in self.values.items()}
@@ -213,9 +216,7 @@ class SyntheticRun:
             for index in chunk:
                 step = self.steps[index]
                 if metadata and index == 0:
-                    writer.add_summary(
-                        metadata_summary(self.metadata(), "| layer |"), step
-                    )
+                    writer.add_summary(metadata_summary(self.metadata()), step)
                 summary = scalars_summary(self.probe_values(index))
                 if histograms and index % 5 == 0:
                     for layer in self.layers:
