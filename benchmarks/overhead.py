@@ -27,7 +27,7 @@ from bnscope import BNScope
 
 L = keras.layers
 BATCH = 128
-STEPS_PER_EPOCH = 30  # as in DESIGN's TensorBoard measurement
+STEPS_PER_EPOCH = 30  # the setting of the TensorBoard-callback reference figure
 
 
 def lenet_bn() -> keras.Model:

@@ -4,12 +4,12 @@ Builds a logdir of at least 1M scalars with bnscope's own event writer
 (60 layers x 20 metrics per probe, like a mid-sized CNN), then times, in this
 one process:
 
-- `bnscope.reader.read_logdir` (decode and merge),
+- `bnscope.analysis.reader.read_logdir` (decode and merge),
 - the full `bnscope summarize` (read, rules, render),
 - `EventAccumulator` with `size_guidance` set to keep every value,
 
 and the CLI start-up (`python -m bnscope --help`, and `bnscope summarize` on
-a small logdir) in subprocesses. Targets (DESIGN): >= 1M scalars/s, >= 10x
+a small logdir) in subprocesses. Targets (docs/cli.md): >= 1M scalars/s, >= 10x
 EventAccumulator, start-up < 0.5 s.
 
 Usage:
@@ -34,9 +34,9 @@ import time
 import numpy as np
 
 from bnscope import tags
-from bnscope.cli import summarize_command
-from bnscope.event_writer import EventFileWriter, metadata_summary, scalars_summary
-from bnscope.reader import read_logdir
+from bnscope.analysis.reader import read_logdir
+from bnscope.cli.commands import summarize_command
+from bnscope.events.writer import EventFileWriter, metadata_summary, scalars_summary
 
 LAYERS = 60
 LAYER_METRICS = [

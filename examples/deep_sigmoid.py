@@ -17,28 +17,17 @@ from __future__ import annotations
 import _common
 import keras
 
+from bnscope import demo
 from bnscope.layers import BatchNormalization
 
-DEPTH = 8
-UNITS = 100
 LEARNING_RATES = (0.001, 0.01)
 
 
 def build_model(batch_norm: bool) -> keras.Model:
-    layers: list = [keras.Input((64,))]
-    for _ in range(DEPTH):
-        if batch_norm:
-            # No bias: BN's beta is the bias. Momentum 0.9 so the moving
-            # statistics converge within a short run (EMA window of 10 steps).
-            layers += [
-                keras.layers.Dense(UNITS, use_bias=False),
-                BatchNormalization(momentum=0.9),
-                keras.layers.Activation("sigmoid"),
-            ]
-        else:
-            layers.append(keras.layers.Dense(UNITS, activation="sigmoid"))
-    layers.append(keras.layers.Dense(10, activation="softmax"))
-    return keras.Sequential(layers)
+    # The demo's network (bnscope.demo), here with bnscope's reference BN at
+    # momentum 0.9, so the moving statistics converge within a short run (an
+    # EMA window of 10 steps).
+    return demo.build_model(batch_norm, BatchNormalization, momentum=0.9)
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:

@@ -20,7 +20,6 @@ import numpy as np
 
 import bnscope
 from bnscope import layers as reference
-from bnscope import reader
 
 EPSILON = 1e-3  # Keras' default for both layers
 MOMENTUM = 0.99  # Keras' default for BatchNormalization
@@ -151,7 +150,7 @@ def main(argv=None) -> dict[str, float]:
         keras.Sequential([keras.Input((3,)), reference.LayerNormalization()]),
         _common.fresh_log_dir(args.logdir, "layer_norm"),
     )
-    run = reader.read_run(_common.run_dir(args.logdir, "batch_norm"))
+    run = bnscope.load_run(_common.run_dir(args.logdir, "batch_norm"))
     layer = run.layers[0].name
     recorded_shift = run.series("bn_mean_shift", layer).last
     recorded_log_ratio = run.series("bn_log_var_ratio", layer).last
