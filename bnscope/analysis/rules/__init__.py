@@ -25,10 +25,17 @@ from bnscope.analysis.rules.batchnorm import (
 from bnscope.analysis.rules.gradients import EXPLODING_GRADIENT, VANISHING_GRADIENT
 from bnscope.analysis.rules.inputs import UNNORMALIZED_INPUT
 from bnscope.analysis.rules.numerics import NONFINITE
+from bnscope.analysis.rules.outputs import CONSTANT_OUTPUT, OUTPUT_LOSS_MISMATCH
 from bnscope.analysis.rules.structure import (
     BIAS_BEFORE_BN,
+    BN_AXIS,
     DROPOUT_BEFORE_BN,
     SMALL_BATCH_BN,
+)
+from bnscope.analysis.rules.targets import (
+    CONSTANT_TARGET,
+    TARGET_LOSS_MISMATCH,
+    UNSCALED_TARGET,
 )
 from bnscope.analysis.runs import Run
 
@@ -46,6 +53,13 @@ RULES: tuple[Rule, ...] = (
     BN_EMA_NOT_CONVERGED,
     DROPOUT_BEFORE_BN,
     BIAS_BEFORE_BN,
+    # Targets, outputs and the BN axis (issue 15).
+    OUTPUT_LOSS_MISMATCH,
+    TARGET_LOSS_MISMATCH,
+    CONSTANT_OUTPUT,
+    UNSCALED_TARGET,
+    CONSTANT_TARGET,
+    BN_AXIS,
 )
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 
