@@ -171,10 +171,11 @@ def _loss_fell(run: Run, first: int, last: int) -> tuple[float, float] | None:
 
 
 def _scored_from_logits(output: OutputMeta | None) -> bool:
-    """Keras 3 scores a sigmoid/softmax output by cross-entropy from its logits."""
+    """A one-unit softmax: constant 1.0, while Keras 3 trains its cached logit."""
     return (
         output is not None
-        and output.activation in ("sigmoid", "softmax")
+        and output.activation == "softmax"
+        and output.units == 1
         and output.loss in tags.PROBABILITY_LOSSES
     )
 
