@@ -41,6 +41,8 @@ class BNScope(keras.callbacks.Callback):
     `bn_{moving_change,ema_progress,training_mode,gap}/<layer>`,
     `norm_in_{mean,std}/<layer>`, `gamma_{mean,std}/<layer>`,
     `beta_{mean,std}/<layer>`, `gap_{rel_l2,argmax_agreement}/<output>`,
+    `output_{mean,min,max,spread}/<output>`,
+    `target_{min,max,mean,std,distinct,integral,onehot_frac}/<output>`,
     `input_{mean,std,min,max}/<input>`, `loss/model`, `loss_nonfinite/model`,
     `grad_global_norm/model`, and with `exact_gradients=True` (or in full mode)
     `step_grad_norm/<layer>` and `step_grad_global_norm/model`.

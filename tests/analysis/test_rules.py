@@ -340,7 +340,8 @@ def test_constant_output_names_the_cached_logits(tmp_path):
     (finding,) = RULES_BY_ID["constant_output"](
         read(SICK_RUNS["constant_output"](), tmp_path)
     )
-    assert finding.severity == "warning" and finding.value == 1.0
+    assert finding.severity == "warning" and finding.value == 0.0  # relative spread
+    assert "same prediction from output_0, 1 (spread 0)" in finding.message
     assert "although the loss fell" in finding.message
     assert "cached logits" in finding.message
     assert "sigmoid" in finding.hint

@@ -78,7 +78,9 @@ def test_single_unit_softmax_trains_through_cached_logits(activation, tmp_path):
     assert found["output_loss_mismatch"].severity == "error"
     assert "softmax over 1 unit" in found["output_loss_mismatch"].message
     constant = found["constant_output"]
-    assert constant.value == 1.0 and "although the loss fell" in constant.message
+    assert constant.value == 0.0 and constant.threshold == 1e-6
+    assert "same prediction from output, 1 (spread 0)" in constant.message
+    assert "although the loss fell" in constant.message
     assert "sigmoid" in constant.hint
 
 

@@ -195,14 +195,19 @@ def _constant_predictions(rule: Rule, run: Run) -> Iterator[Finding]:
             continue
         steps, (spreads, lows, highs, means) = aligned
         magnitude = np.maximum(np.abs(lows), np.abs(highs))
-        constant = spreads <= CONSTANT_SPREAD * magnitude
-        episode = persistent(steps, constant, means)
+        # Spread relative to the magnitude; 0 for an output that is 0 everywhere.
+        relative = np.divide(
+            spreads, magnitude, out=np.zeros_like(spreads), where=magnitude > 0
+        )
+        constant = relative <= CONSTANT_SPREAD
+        episode = persistent(steps, constant, relative)
         if episode is None:
             continue
         output = None if run.metadata is None else run.metadata.output(name)
+        samples = f"all {batch}" if batch else "all"
         message = (
-            f"every probe sample gets the same prediction from {name}: "
-            f"{format_number(episode.value)} (spread {format_number(spreads[-1])})"
+            f"{samples} probe samples get the same prediction from {name}, "
+            f"{format_number(means[-1])} (spread {format_number(spreads[-1])})"
         )
         fell = _loss_fell(run, episode.first_step, episode.last_step)
         if fell is not None:
