@@ -403,3 +403,35 @@ def test_bn_axis(shape, axis, data_format, fires, tmp_path):
         assert found[0].layer == "batch_normalization"
         expected = 1 if data_format == "channels_first" else -1
         assert f"axis={expected}" in found[0].hint
+
+
+@pytest.mark.parametrize(
+    ("feeder", "data_format", "fires"),
+    [
+        ("Permute", None, False),  # axes moved: the layout is unknown
+        ("Reshape", None, False),
+        ("Conv1D", "channels_first", False),  # axis 1 is the channel axis
+        ("Conv1D", "channels_last", True),
+        ("Activation", None, True),  # the chain reaches the input: channels-last
+    ],
+)
+def test_bn_axis_reads_the_layout_upstream(feeder, data_format, fires, tmp_path):
+    synthetic = mlp_bn()
+    bn = synthetic.layer("batch_normalization")
+    # dense -> feeder -> batch_normalization(axis=1) on a (batch, 16, 64) input
+    layer = dataclasses.replace(
+        bn, name="feeder", class_name=feeder, normalization=None, variables=()
+    )
+    layer.inputs_from, layer.data_format = ("dense",), data_format
+    synthetic.layers.insert(1, layer)
+    synthetic.layer("dense").class_name = "CustomLayer"  # says nothing of the layout
+    bn.inputs_from = ("feeder",)
+    bn.input_shape, bn.normalization["axis"] = (None, 16, 64), (1,)
+    found = RULES_BY_ID["bn_axis"](read(synthetic, tmp_path))
+    assert bool(found) is fires
+
+
+def test_bn_axis_after_an_op_is_left_alone(tmp_path):
+    synthetic = SICK_RUNS["bn_axis"]()
+    synthetic.layer("batch_normalization").inputs_from = ()  # e.g. keras.ops.transpose
+    assert RULES_BY_ID["bn_axis"](read(synthetic, tmp_path)) == []

@@ -92,27 +92,56 @@ def check_dropout_before_bn(rule: Rule, run: Run) -> Iterator[Finding]:
             )
 
 
-def channel_axis(run: Run, layer: LayerMeta, rank: int) -> tuple[int, str]:
-    """The channel axis of `layer`'s input, and the data format it follows.
+# Layers whose output features are on the last axis whatever came before.
+_FEATURES_LAST = {
+    "Dense",
+    "Embedding",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "Bidirectional",
+    "MultiHeadAttention",
+}
+# Layers that move axes: past them, the layout upstream says nothing.
+_LAYOUT_CHANGES = {"Permute", "Reshape", "Lambda", "TimeDistributed"}
 
-    The nearest upstream layer with a `data_format` (a convolution, a pooling
-    layer) decides; without one the input is channels-last, Keras' default
-    (`keras.config.image_data_format()`).
+
+def channel_axis(run: Run, layer: LayerMeta, rank: int) -> tuple[int, str] | None:
+    """The channel axis of `layer`'s input and its data format, if it can be told.
+
+    Walks upstream to the nearest layer that fixes the layout: one with a
+    `data_format` (a convolution, a pooling layer) or one whose features are
+    on the last axis (Dense, recurrent, attention). A chain that reaches the
+    model's first layer follows Keras' default, channels-last
+    (`keras.config.image_data_format()`). A layer that moves axes (Permute,
+    Reshape), or a chain that starts at an op rather than at the model input,
+    leaves the layout unknown: `None`.
     """
     seen: set[str] = set()
-    frontier = list(layer.inputs_from)
+    frontier = [layer]
     while frontier:
-        name = frontier.pop(0)
-        if name in seen:
+        current = frontier.pop(0)
+        if current.name in seen:
             continue
-        seen.add(name)
-        source = run.layer(name)
-        if source is None:
+        seen.add(current.name)
+        if current is not layer:
+            if current.data_format in ("channels_first", "channels_last"):
+                first = current.data_format == "channels_first"
+                return (1 if first else rank - 1), current.data_format
+            if current.class_name in _FEATURES_LAST:
+                return rank - 1, "channels_last"
+            if current.class_name in _LAYOUT_CHANGES:
+                return None
+        if not current.inputs_from:
+            if current.depth != 0:
+                return None  # fed by an op (not a layer): layout unknown
             continue
-        if source.data_format in ("channels_first", "channels_last"):
-            first = source.data_format == "channels_first"
-            return (1 if first else rank - 1), source.data_format
-        frontier.extend(source.inputs_from)
+        for name in current.inputs_from:
+            source = run.layer(name)
+            if source is None:
+                return None
+            frontier.append(source)
     return rank - 1, "channels_last"
 
 
@@ -123,7 +152,10 @@ def check_bn_axis(rule: Rule, run: Run) -> Iterator[Finding]:
             continue
         rank = len(shape)
         axes = sorted({axis % rank for axis in normalization.axis})
-        channel, data_format = channel_axis(run, layer, rank)
+        layout = channel_axis(run, layer, rank)
+        if layout is None:
+            continue
+        channel, data_format = layout
         if not axes or axes == [channel]:
             continue
         shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
