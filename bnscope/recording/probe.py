@@ -363,10 +363,11 @@ class Probe:
         for name, pred, target in zip(
             names, flat_pred, _targets_by_output(y, names, len(flat_pred))
         ):
-            for metric, value in targets.output_stats(pred).items():
-                values[tags.make_tag(metric, name)] = value
             spec = {"layer": producers.get(id(pred)), "shape": _shape(pred)}
-            if _is_numeric(target):
+            if spec["shape"] is not None:
+                for metric, value in targets.output_stats(pred).items():
+                    values[tags.make_tag(metric, name)] = value
+            if _is_numeric(target) and _shape(target) is not None:
                 for metric, value in targets.target_stats(target).items():
                     values[tags.make_tag(metric, name)] = value
                 spec["target_dtype"] = tf.as_dtype(target.dtype).name
@@ -392,7 +393,10 @@ def _is_numeric(tensor) -> bool:
     return dtype.is_floating or dtype.is_integer or dtype.is_bool
 
 
-def _shape(tensor) -> tuple:
+def _shape(tensor) -> tuple | None:
+    """The static shape, `None` for a tensor of unknown rank."""
+    if tensor.shape.rank is None:
+        return None
     return tuple(None if d is None else int(d) for d in tensor.shape)
 
 

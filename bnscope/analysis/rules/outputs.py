@@ -50,6 +50,10 @@ _LOSS_FIX = {
     ),
 }
 _CLASS_LOSSES = tags.CATEGORICAL_LOSSES | tags.SPARSE_CATEGORICAL_LOSSES
+_ONE_UNIT_HINT = (
+    "for a yes/no target use Dense(1, activation='sigmoid') with "
+    "binary_crossentropy; for K classes Dense(K, activation='softmax')"
+)
 
 
 def _mismatch(output: OutputMeta) -> tuple[str, str, str] | None:
@@ -66,16 +70,14 @@ def _mismatch(output: OutputMeta) -> tuple[str, str, str] | None:
             ERROR,
             f"{where} is a softmax over 1 unit: it outputs 1.0 for every input, "
             "whatever the loss does",
-            "for a yes/no target use Dense(1, activation='sigmoid') with "
-            "binary_crossentropy; for K classes Dense(K, activation='softmax')",
+            _ONE_UNIT_HINT,
         )
     if loss in _CLASS_LOSSES and units == 1:
         return (
             ERROR,
             f"{loss} over the single unit of {where} is identically 0 (a softmax "
             "over one class is 1): nothing is learned",
-            "for a yes/no target use Dense(1, activation='sigmoid') with "
-            "binary_crossentropy; for K classes Dense(K, activation='softmax')",
+            _ONE_UNIT_HINT,
         )
     if loss not in tags.PROBABILITY_LOSSES or activation is None:
         return None
@@ -267,10 +269,7 @@ def _zero_gradients(rule: Rule, run: Run) -> Iterator[Finding]:
             f": {output.loss} over the single unit of {output.layer or output.name}"
             " is identically 0"
         )
-        hint = (
-            "for a yes/no target use Dense(1, activation='sigmoid') with "
-            "binary_crossentropy; for K classes Dense(K, activation='softmax')"
-        )
+        hint = _ONE_UNIT_HINT
     else:
         why = ""
         hint = (

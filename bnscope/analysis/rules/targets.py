@@ -178,11 +178,12 @@ def _mismatch(stats: TargetStats) -> tuple[np.ndarray, float, str, str] | None:
         return outside, 1.0, message, hint
     if loss in tags.REGRESSION_LOSSES and output.activation in tags.OUTPUT_RANGES:
         low, high = tags.OUTPUT_RANGES[output.activation]
-        outside = (stats.low < low) | (stats.high > high)
+        above = stats.high > high
+        outside = (stats.low < low) | above
         reach = f"[{format_number(low)}, {format_number(high)}]"
         return (
             outside,
-            high if math.isfinite(high) else low,
+            high if above[-1] else low,
             f"targets of {name} range {seen}, but its {output.activation} output "
             f"can only reach {reach}: {loss} can never get close",
             "use a linear output (activation=None) for regression targets, or "
@@ -197,7 +198,10 @@ def check_target_loss_mismatch(rule: Rule, run: Run) -> Iterator[Finding]:
         if found is None:
             continue
         condition, threshold, message, hint = found
-        episode = holds_now(stats.steps, condition, stats.high)
+        # The value is the target extreme beyond the threshold (the max, or the
+        # min for one below a lower bound).
+        below = threshold is not None and stats.last("high") <= threshold
+        episode = holds_now(stats.steps, condition, stats.low if below else stats.high)
         if episode is None:
             continue
         yield rule.finding(
