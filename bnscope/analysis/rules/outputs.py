@@ -49,7 +49,10 @@ _LOSS_FIX = {
         "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
     ),
 }
-_CLASS_LOSSES = tags.CATEGORICAL_LOSSES | tags.SPARSE_CATEGORICAL_LOSSES
+# Softmax cross-entropies (Keras computes them from the cached softmax logits).
+_SOFTMAX_CE = (tags.CATEGORICAL_LOSSES | tags.SPARSE_CATEGORICAL_LOSSES) - {
+    "kl_divergence"
+}
 _ONE_UNIT_HINT = (
     "for a yes/no target use Dense(1, activation='sigmoid') with "
     "binary_crossentropy; for K classes Dense(K, activation='softmax')"
@@ -72,7 +75,7 @@ def _mismatch(output: OutputMeta) -> tuple[str, str, str] | None:
             "whatever the loss does",
             _ONE_UNIT_HINT,
         )
-    if loss in _CLASS_LOSSES and units == 1:
+    if loss in _SOFTMAX_CE and units == 1:
         return (
             ERROR,
             f"{loss} over the single unit of {where} is identically 0 (a softmax "
@@ -91,7 +94,7 @@ def _mismatch(output: OutputMeta) -> tuple[str, str, str] | None:
             f" to {where}, or keep it linear and compile with "
             f"{_LOSS_FIX.get(loss, 'from_logits=True')}",
         )
-    if activation in ("sigmoid", "hard_sigmoid") and loss in _CLASS_LOSSES:
+    if activation in ("sigmoid", "hard_sigmoid") and loss in _SOFTMAX_CE:
         return (
             WARNING,
             f"{where} has {units} independent sigmoid outputs, but {loss} scores "
@@ -261,7 +264,7 @@ def _zero_gradients(rule: Rule, run: Run) -> Iterator[Finding]:
     single_unit = [
         output
         for output in (run.metadata.outputs if run.metadata else ())
-        if output.units == 1 and output.loss in _CLASS_LOSSES
+        if output.units == 1 and output.loss in _SOFTMAX_CE
     ]
     if single_unit:
         output = single_unit[0]
