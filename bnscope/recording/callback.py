@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
 from bnscope.recording import arguments, step_stats
 from bnscope.recording.exact_gradients import StepGradientNorms
+from bnscope.recording.live import LiveFindings
 from bnscope.recording.observer import Observer
 from bnscope.recording.probe import LossFn
 from bnscope.recording.schedule import ProbeSchedule
@@ -87,6 +89,9 @@ class BNScope(keras.callbacks.Callback):
         overhead_budget: float = DEFAULT_OVERHEAD_BUDGET,
         strict: bool = False,
         loss_fn: LossFn | None = None,
+        alerts: str | None = "warning",
+        verbose: bool | None = None,
+        halt_on: str | Sequence[str] | None = None,
     ):
         super().__init__()
         if keras.backend.backend() != "tensorflow":
@@ -108,6 +113,7 @@ class BNScope(keras.callbacks.Callback):
         self.strict = arguments.boolean(strict, "strict")
         self.loss_fn = arguments.callable_or_none(loss_fn, "loss_fn")
         self.probe_data = _as_batch(probe_data) if probe_data is not None else None
+        self.live = LiveFindings(alerts=alerts, verbose=verbose, halt_on=halt_on)
         self.observer: Observer | None = None
         self.schedule = ProbeSchedule(self.every_n_steps, self.overhead_budget)
         self._tap: TrainFunctionTap | None = None
@@ -144,6 +150,8 @@ class BNScope(keras.callbacks.Callback):
                 },
             )
         observer = self.observer
+        self.live.attach(observer)
+        self.live.start_fit(self.model, self.params)
         self._batch = self.probe_data
         self.schedule.start_fit()
         self._base_step = max(_optimizer_step(self.model), recorded)
@@ -182,20 +190,25 @@ class BNScope(keras.callbacks.Callback):
         self._steps_done += batch - self._last_batch
         self._last_batch = batch
         step = self._step()
-        if self._due(step):
+        # A NaN/Inf loss is probed at once, so the live findings name its layer.
+        nonfinite_loss = self.live.loss_went_nonfinite(logs)
+        if self._due(step) or (nonfinite_loss and self._batch is not None):
             self._probe(step)
         elif self._step_stats is not None:
             with self.observer.guard("writing training-step statistics"):
                 self.observer.write_scalars(step, self._step_values())
+        self.live.end_batch(step)
         self._mark = time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
         if self._batch is not None and self.schedule.due_at_epoch_end(step):
             self._probe(step)
+        self.live.end_epoch(step, logs)
         self._mark = time.process_time()
 
     def on_train_end(self, logs=None):
+        self.live.end_fit(self._step())
         self._cleanup()
 
     # -- Internals -------------------------------------------------------------------
