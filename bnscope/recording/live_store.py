@@ -227,7 +227,10 @@ class LiveSeriesStore:
             block = self._blocks[keys] = _Block(keys, self.head, self.tail)
         if not block.columns:
             return False
-        row = np.fromiter(values.values(), dtype=np.float64, count=len(keys))
+        # Event files hold float32 (`simple_value`): round the same way, so the
+        # rules compare exactly the numbers `bnscope summarize` reads back.
+        row = np.fromiter(values.values(), dtype=np.float32, count=len(keys))
+        row = row.astype(np.float64)
         if len(block.columns) != len(keys):
             row = row[block.columns]
         self._sequence += 1
