@@ -11,12 +11,13 @@ shared machines; wall time varies by about ±20% here):
    probes of the same model (its real tags and metadata, values jittered
    around a real probe's), probing every 10 steps and every step: the store
    keeps at most 256 values per series (`bnscope.recording.live_store`), so
-   the cost stops growing once a series holds that many.
+   the cost stops growing once a series holds that many. The three are
+   measured interleaved (one evaluation of each in turn), medians.
 
 Prints each cost and its ratio to the plain epoch (target: at most 1%).
 
 Usage:
-    python benchmarks/live_findings.py [--quick] [--repeats 15] [--epochs 8]
+    python benchmarks/live_findings.py [--quick] [--repeats 31] [--epochs 8]
 """
 
 from __future__ import annotations
@@ -111,39 +112,51 @@ def real_fit(x, y, epochs: int, log_dir: str):
     return costs[1:], probe, store.metadata
 
 
-def synthetic_cost(probe, metadata, epochs: int, per_epoch: int, repeats: int):
-    """Median CPU time of `end_epoch` after `epochs` (and up to `repeats` more)."""
-    live = LiveFindings(alerts=None)
-    observer = StandInObserver()
-    live.attach(observer)
-    live.start_fit(None, {"verbose": 0})
-    rng = np.random.default_rng(0)
-    tags = list(probe)
-    base = np.array([probe[t] for t in tags])
-    step = 0
+class SyntheticTraining:
+    """A `LiveFindings` fed `per_epoch` jittered copies of a real probe per epoch."""
 
-    def one_epoch():
-        nonlocal step
-        for _ in range(per_epoch):
-            step += STEPS_PER_EPOCH // per_epoch
-            jitter = np.exp(0.05 * rng.standard_normal(len(base)))
-            observer.write(step, dict(zip(tags, (base * jitter).tolist())), metadata)
+    def __init__(self, probe, metadata, per_epoch: int, epochs: int):
+        self.live = LiveFindings(alerts=None)
+        self.observer = StandInObserver()
+        self.live.attach(self.observer)
+        self.live.start_fit(None, {"verbose": 0})
+        self.rng = np.random.default_rng(0)
+        self.tags = list(probe)
+        self.base = np.array([probe[t] for t in self.tags])
+        self.metadata, self.per_epoch, self.step = metadata, per_epoch, 0
+        for _ in range(epochs):
+            self.one_epoch()
 
-    for _ in range(epochs):
-        one_epoch()
-    costs = []
-    for _ in range(repeats):
-        one_epoch()  # the epoch brings new values, so the evaluation runs
+    def one_epoch(self) -> None:
+        for _ in range(self.per_epoch):
+            self.step += STEPS_PER_EPOCH // self.per_epoch
+            jitter = np.exp(0.05 * self.rng.standard_normal(len(self.base)))
+            values = dict(zip(self.tags, (self.base * jitter).tolist()))
+            self.observer.write(self.step, values, self.metadata)
+
+    def timed_epoch_end(self) -> float:
+        """One more epoch of probes (so the evaluation runs), then its cost."""
+        self.one_epoch()
         start = time.process_time()
-        live.end_epoch(step, {})
-        costs.append(time.process_time() - start)
-    return statistics.median(costs), len(tags)
+        self.live.end_epoch(self.step, {})
+        return time.process_time() - start
+
+
+def synthetic_costs(probe, metadata, per_epoch: int, repeats: int) -> list[float]:
+    """Median epoch-end cost after each of `TRAINING_LENGTHS` epochs, interleaved
+    so that the load of a shared machine spreads over all of them alike."""
+    runs = [SyntheticTraining(probe, metadata, per_epoch, n) for n in TRAINING_LENGTHS]
+    costs: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, samples in zip(runs, costs):
+            samples.append(run.timed_epoch_end())
+    return [statistics.median(samples) for samples in costs]
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repeats (tests)")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
@@ -166,10 +179,7 @@ def main(argv=None) -> dict:
     print(f"\nepoch-end evaluation with N epochs of probes stored ({len(probe)} tags)")
     print(f"  {'probes':<15} " + " ".join(f"{n:>9} ep" for n in TRAINING_LENGTHS))
     for density, per_epoch in DENSITIES.items():
-        costs = [
-            synthetic_cost(probe, metadata, n, per_epoch, repeats)[0]
-            for n in TRAINING_LENGTHS
-        ]
+        costs = synthetic_costs(probe, metadata, per_epoch, repeats)
         results["synthetic"][density] = dict(zip(TRAINING_LENGTHS, costs))
         print(f"  {density:<15} " + " ".join(f"{c * 1e3:>9.2f} ms" for c in costs))
         print(

@@ -45,7 +45,15 @@ class BNScope(keras.callbacks.Callback):
     `beta_{mean,std}/<layer>`, `gap_{rel_l2,argmax_agreement}/<output>`,
     `input_{mean,std,min,max}/<input>`, `loss/model`, `loss_nonfinite/model`,
     `grad_global_norm/model`, and with `exact_gradients=True` (or in full mode)
-    `step_grad_norm/<layer>` and `step_grad_global_norm/model`.
+    `step_grad_norm/<layer>` and `step_grad_global_norm/model`; at the end of
+    each `fit`, the findings as markdown under `bnscope/findings`.
+
+    While training, bnscope runs the rules of `bnscope summarize` on what it
+    recorded (at the first probe, as soon as a probe sees a NaN/Inf, and at
+    every epoch end), prints each new finding once beside the progress bar,
+    and adds the open findings by severity to the epoch `logs` as
+    `bnscope_errors`, `bnscope_warnings` and `bnscope_infos` (for
+    `EarlyStopping`, `CSVLogger`, ...: list `BNScope` before them).
 
     Args:
         log_dir: Directory of TensorBoard logs, as for
@@ -70,11 +78,22 @@ class BNScope(keras.callbacks.Callback):
         loss_fn: `(x, y, y_pred, sample_weight) -> loss` for the probe's
             gradients, for models whose custom `train_step` computes a loss
             `compile()` does not know. Defaults to `model.compute_loss`.
+        alerts: Lowest severity of the live findings printed during `fit`:
+            `"error"`, `"warning"` or `"info"`; `None` prints none. Defaults
+            to `"warning"`.
+        verbose: Whether to print live findings: `None` prints when `fit`
+            shows progress (`verbose` 1 or 2), `True` even with `verbose=0`,
+            `False` never. Defaults to `None`.
+        halt_on: A rule id or a severity, or a sequence of them (a severity
+            means that severity or worse), e.g. `("nonfinite",)` or
+            `"error"`: when such a finding appears, bnscope writes everything,
+            sets `model.stop_training` and says why in one line naming the
+            step and layer. Defaults to `None`: never stop.
 
     Example:
 
     ```python
-    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope()])
+    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope(halt_on="nonfinite")])
     # then: bnscope summarize logs
     ```
     """
