@@ -115,6 +115,7 @@ class LiveFindings:
     def start_fit(self, model, params: Mapping[str, Any] | None) -> None:
         """A new `fit`: evaluates at its first probe; reads how `fit` prints."""
         self._model = model
+        self.halted = None  # `halt_on` stops each fit anew
         fit_verbose = (params or {}).get("verbose", 1)
         self._start_fit_state(1 if fit_verbose == "auto" else fit_verbose)
 
@@ -209,6 +210,7 @@ class LiveFindings:
             for tracked in self._track(findings):
                 self._say(tracked, step)
             self._maybe_halt(step)
+        self._bar_open = False
 
     def _track(self, findings: tuple[Finding, ...]) -> list[_Tracked]:
         """Updates what is open; returns what changed, in the findings' order."""

@@ -505,3 +505,32 @@ def test_without_halt_on_the_diverging_run_trains_on_and_verbose_0_says_nothing(
     assert out.getvalue() == ""
     assert history.history["bnscope_errors"] == [1, 1]  # the logs still know
     assert callback.live.halted is None
+
+
+def test_each_fit_can_stop_anew(capsys):
+    live, observer, model = attached(halt_on="nonfinite")
+    synthetic = SICK_RUNS["nonfinite"]()
+    feed(live, observer, synthetic)
+    assert model.stop_training
+    second = FakeModel()
+    live.start_fit(second, {"verbose": 2})
+    assert live.halted is None
+    step = synthetic.steps[-1] + 50
+    observer.write(step, synthetic.probe_values(len(synthetic.steps) - 1))
+    live.end_batch(step)  # the first probe of the new fit is judged at once
+    assert second.stop_training and live.halted[1] == step
+
+
+def test_no_blank_line_when_the_end_of_fit_speaks_after_a_silent_epoch(capsys):
+    live, observer, _ = attached(fit_verbose=1, alerts="info")
+    synthetic = mlp_bn()
+    for index in range(3):
+        step = synthetic.steps[index]
+        observer.write(step, synthetic.probe_values(index), synthetic.metadata())
+        live.end_batch(step)
+        live.end_batch(step)  # a second step: the bar line is open
+        live.end_epoch(step, {})
+    capsys.readouterr()
+    live.end_fit(synthetic.steps[2])
+    out = capsys.readouterr().out
+    assert out.startswith("bnscope: ")  # the bar was finalized: no "\n" first
