@@ -48,13 +48,20 @@ def _since(finding: Finding) -> str:
     return f" at step {finding.step}" if finding.step is not None else ""
 
 
-def finding_segments(finding: Finding) -> Segments:
-    """`bnscope: WARN rule at step N: message → hint`."""
+def _labelled(finding: Finding) -> Segments:
+    """`bnscope: WARN rule`."""
     return [
         (PREFIX, None),
         (SEVERITY_LABEL[finding.severity], finding.severity),
         (" ", None),
         (finding.rule, "rule"),
+    ]
+
+
+def finding_segments(finding: Finding) -> Segments:
+    """`bnscope: WARN rule at step N: message → hint`."""
+    return [
+        *_labelled(finding),
         (f"{_since(finding)}: {finding.message}", None),
         (f" → {finding.hint}", "hint"),
     ]
@@ -63,10 +70,7 @@ def finding_segments(finding: Finding) -> Segments:
 def returns_segments(finding: Finding) -> Segments:
     """`bnscope: WARN rule returns at step N: message`."""
     return [
-        (PREFIX, None),
-        (SEVERITY_LABEL[finding.severity], finding.severity),
-        (" ", None),
-        (finding.rule, "rule"),
+        *_labelled(finding),
         (f" returns{_since(finding)}: {finding.message}", None),
     ]
 

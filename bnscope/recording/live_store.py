@@ -101,13 +101,7 @@ class _Block:
         last = self.last_step()
         if last is not None and step <= last:
             self._drop_from(step)  # a step written again: the later write wins
-        if self.head_count < self.head_capacity:
-            self.head_steps[self.head_count] = step
-            self.head_sequence[self.head_count] = sequence
-            self.head_values[self.head_count] = row
-            self.head_count += 1
-        else:
-            self._ring_append(step, sequence, row)
+        self._append(step, sequence, row)
         bad = ~np.isfinite(row)
         if len(self.counters):
             bad[self.counters] |= row[self.counters] > 0
@@ -115,6 +109,15 @@ class _Block:
         for column in new:
             self.pinned[int(column)] = (step, sequence, float(row[column]))
         return np.asarray(new, dtype=np.int64)
+
+    def _append(self, step: int, sequence: int, row: np.ndarray) -> None:
+        if self.head_count < self.head_capacity:
+            self.head_steps[self.head_count] = step
+            self.head_sequence[self.head_count] = sequence
+            self.head_values[self.head_count] = row
+            self.head_count += 1
+        else:
+            self._ring_append(step, sequence, row)
 
     def _ring_append(self, step: int, sequence: int, row: np.ndarray) -> None:
         size = len(self.ring_steps)
@@ -141,13 +144,7 @@ class _Block:
         self.ring_values = self.ring_values[:0]
         self.pinned = {c: p for c, p in self.pinned.items() if p[0] < step}
         for s, q, v in zip(steps[keep], sequence[keep], values[keep]):
-            if self.head_count < self.head_capacity:
-                self.head_steps[self.head_count] = s
-                self.head_sequence[self.head_count] = q
-                self.head_values[self.head_count] = v
-                self.head_count += 1
-            else:
-                self._ring_append(int(s), int(q), v)
+            self._append(int(s), int(q), v)
 
     def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Steps, write sequence and values of the rows kept, oldest first."""
