@@ -261,7 +261,12 @@ class Observer:
             self._metadata_written = True
         self._notify(step, result.scalars, metadata)
 
-    def _notify(self, step, scalars, metadata) -> None:
+    def _notify(
+        self,
+        step: int,
+        scalars: dict[str, float],
+        metadata: schema.RunMetadata | None,
+    ) -> None:
         if self._writer.error is None:
             for listener in self.listeners:
                 listener(step, scalars, metadata)
