@@ -329,6 +329,9 @@ OUTPUT_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
 # Non-scalar records.
 METADATA_TAG = "bnscope/metadata"  # JSON text, see docs/tags.md and schema.py
 LAYERS_TABLE_TAG = "bnscope/layers"  # markdown table for TensorBoard's Text tab
+# The findings at the end of each `fit`, as markdown for TensorBoard's Text tab
+# (bnscope.events.markdown.findings_markdown; columns documented in docs/tags.md).
+FINDINGS_TAG = "bnscope/findings"
 CUSTOM_SCALARS_TAG = "custom_scalars__config__"  # fixed by TensorBoard
 METADATA_PLUGIN = "bnscope"
 
