@@ -93,3 +93,26 @@ def test_an_unwritable_directory_fails_once_then_drops_quietly(tmp_path):
         raise AssertionError("the first failure must surface")
     assert writer.error is not None
     writer.add_summary(scalars_summary({"loss/model": 1.0}), 2)  # no second raise
+
+
+def test_tensorboards_data_provider_lists_the_metadata(tmp_path):
+    """Without `DATA_CLASS_TENSOR` the provider never lists a third-party tensor."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.compat.proto import summary_pb2
+
+    writer = EventFileWriter(str(tmp_path / "run"))
+    summary = metadata_summary(RunMetadata(layers=(LayerMeta("dense", 0),)))
+    value = {v.tag: v for v in summary.value}[tags.METADATA_TAG]
+    assert value.metadata.data_class == summary_pb2.DATA_CLASS_TENSOR
+    writer.add_summary(summary, 1)
+    writer.close()
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
+    listed = provider.list_tensors(
+        context.RequestContext(), experiment_id="", plugin_name=tags.METADATA_PLUGIN
+    )
+    assert tags.METADATA_TAG in listed["run"]
