@@ -133,7 +133,13 @@ class DashboardFilter:
             if parsed is None:
                 continue
             self._described.add(value.tag)
-            value.metadata.summary_description = parsed[0].description
+            metadata = value.metadata
+            metadata.summary_description = parsed[0].description
+            # Without the plugin name and data class, TensorBoard's Rust data
+            # server (its default loader) drops the description of a
+            # `simple_value`; the Python loader keeps it either way.
+            metadata.plugin_data.plugin_name = "scalars"
+            metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
         return summary
 
     def layout(

@@ -18,26 +18,9 @@ from bnscope.analysis import jsonv1
 from bnscope.analysis.reader import read_run
 from bnscope.analysis.rules import RULES_BY_ID, evaluate
 from bnscope.events.dashboard import DashboardFilter, keeps
-from bnscope.events.writer import EventFileWriter, metadata_summary
 from bnscope.schema import LayerMeta
-from tests.support.synthetic_runs import SICK_RUNS, SyntheticRun, mlp_bn, plain_mlp
-
-
-def write_filtered(run: SyntheticRun, run_dir) -> DashboardFilter:
-    """The run as `Observer._write` writes it: metadata, layout, filtered scalars."""
-    dashboard = DashboardFilter()
-    metadata = run.metadata()
-    writer = EventFileWriter(str(run_dir))
-    for index, step in enumerate(run.steps):
-        if index == 0:
-            writer.add_summary(metadata_summary(metadata), step)
-        values = dashboard.scalars(run.probe_values(index), metadata)
-        layout = dashboard.layout(values, metadata)
-        if layout is not None:
-            writer.add_summary(layout, step)
-        writer.add_summary(dashboard.summary(values), step)
-    writer.close()
-    return dashboard
+from tests.support.synthetic_runs import SICK_RUNS, mlp_bn, plain_mlp
+from tests.support.tensorboard_logs import write_as_observer
 
 
 def findings_json(run_dir) -> list[dict]:
@@ -51,13 +34,13 @@ CASES = {"healthy": mlp_bn, "plain_sigmoid": plain_mlp, **SICK_RUNS}
 def test_filtered_logs_give_the_findings_of_full_logs(name, tmp_path):
     full = tmp_path / "full"
     CASES[name]().write(full, histograms=False)
-    write_filtered(CASES[name](), tmp_path / "filtered")
+    write_as_observer(CASES[name](), tmp_path / "filtered")
     assert findings_json(tmp_path / "filtered") == findings_json(full)
 
 
 def test_what_is_dropped_and_what_stays(tmp_path):
     run = mlp_bn(hidden_activation="tanh")  # tanh hidden layers, softmax output
-    write_filtered(run, tmp_path)
+    write_as_observer(run, tmp_path)
     written = set(read_run(str(tmp_path)).scalars)
     # Zero counters, sigmoid/tanh zero fractions, softmax saturation: gone.
     assert not [
@@ -74,7 +57,7 @@ def test_what_is_dropped_and_what_stays(tmp_path):
     assert "nonfinite_total/model" in written
     # ReLU layers keep their dead/zero fractions.
     relu = mlp_bn()
-    write_filtered(relu, tmp_path / "relu")
+    write_as_observer(relu, tmp_path / "relu")
     relu_tags = set(read_run(str(tmp_path / "relu")).scalars)
     assert {"act_dead_frac/activation", "act_zero_frac/activation"} <= relu_tags
     assert "act_dead_frac/dense" not in relu_tags
@@ -122,7 +105,7 @@ def test_nonfinite_fires_from_the_model_level_counter_alone(tmp_path):
 def test_nonfinite_fires_when_a_layer_counter_appears_late(tmp_path):
     run = mlp_bn()
     run.set_late("act_nonfinite", "dense_1", 5.0, start=0.6)
-    write_filtered(run, tmp_path)
+    write_as_observer(run, tmp_path)
     series = read_run(str(tmp_path)).series(tags.ACT_NONFINITE, "dense_1")
     assert series.steps[0] == 600  # absent before its first non-zero count
     (finding,) = RULES_BY_ID["nonfinite"](read_run(str(tmp_path)))
@@ -146,6 +129,7 @@ def test_each_tag_is_described_once_from_the_registry():
     assert by_tag["act_std/dense"].metadata.summary_description == (
         tags.ACT_STD.description
     )
+    assert by_tag["act_std/dense"].metadata.plugin_data.plugin_name == "scalars"
     assert by_tag["epoch_loss"].metadata.summary_description == ""  # not ours
     (again,) = dashboard.summary({"act_std/dense": 1.5}).value
     assert not again.HasField("metadata")
@@ -154,7 +138,7 @@ def test_each_tag_is_described_once_from_the_registry():
 
 def test_described_logs_still_read_at_full_speed_and_value(tmp_path):
     run = mlp_bn()
-    write_filtered(run, tmp_path)
+    write_as_observer(run, tmp_path)
     read = read_run(str(tmp_path))
     np.testing.assert_allclose(
         read.series(tags.ACT_STD, "dense").values,

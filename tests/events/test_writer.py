@@ -98,8 +98,10 @@ def test_an_unwritable_directory_fails_once_then_drops_quietly(tmp_path):
 def test_tensorboards_data_provider_lists_the_metadata(tmp_path):
     """Without `DATA_CLASS_TENSOR` the provider never lists a third-party tensor."""
     from tensorboard import context
-    from tensorboard.backend.event_processing import data_provider
-    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.backend.event_processing import (
+        data_provider,
+        plugin_event_multiplexer,
+    )
     from tensorboard.compat.proto import summary_pb2
 
     writer = EventFileWriter(str(tmp_path / "run"))

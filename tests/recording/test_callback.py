@@ -51,7 +51,7 @@ def test_tags_written_for_each_model_kind(kind, tmp_path):
     assert eventdata.tags_of(run, tags.BN_TRAINING_MODE) == set()
     # Only what carries information: no zero NaN counters, no dead fraction
     # outside ReLU layers, and the log10 companion of every gradient norm.
-    relu = {l["name"] for l in meta["layers"] if l["activation"] in tags.RELU_FAMILY}
+    relu = {n["name"] for n in meta["layers"] if n["activation"] in tags.RELU_FAMILY}
     assert eventdata.tags_of(run, tags.ACT_DEAD_FRAC) == relu
     for counter in tags.NONFINITE_COUNTERS:
         assert eventdata.tags_of(run, counter) == set()
