@@ -94,8 +94,8 @@ class DashboardFilter:
                 `nonfinite_total/model`; False for training-step values
                 (full mode), which hold only some of them.
         """
-        layers = {} if metadata is None else {l.name: l for l in metadata.layers}
-        last_depth = max((l.depth for l in layers.values()), default=None)
+        layers = {} if metadata is None else {x.name: x for x in metadata.layers}
+        last_depth = max((x.depth for x in layers.values()), default=None)
         kept: dict[str, float] = {}
         total = 0.0
         counted = False
