@@ -312,7 +312,7 @@ function drawStatTabs() {
           role: 'tab',
           class: 'bn-stat' + (name === state.stat ? ' bn-active' : '') + (present ? '' : ' bn-empty-stat'),
           'data-stat': name,
-          title: `${name} (${stat.scale} colour scale)${present ? '' : ': no layer records it'}`,
+          title: `${name}: ${stat.description} (${stat.scale} colour scale)${present ? '' : ' No layer records it.'}`,
           onclick: () => setStat(name),
         },
         stat.label
@@ -341,6 +341,14 @@ function paneHeader(side) {
     ]),
     el('div', {class: 'bn-meta'}, `${model}${steps} · ${data.probes} probes · ${data.layers} layers`),
     ...data.notes.map((note) => el('div', {class: 'bn-note'}, note)),
+    // The findings summary written at the end of a fit (bnscope/findings),
+    // shown as the text it is: the list below is computed live from the data.
+    data.findings_markdown
+      ? el('details', {class: 'bn-findings-text', 'data-side': side}, [
+          el('summary', {}, 'Findings written at the end of training (bnscope/findings)'),
+          el('pre', {}, data.findings_markdown),
+        ])
+      : null,
   ]);
 }
 
@@ -811,15 +819,16 @@ export function fmtExact(v) {
   return fmt(v, 7);
 }
 
-// `bnscope summarize`'s number format (report.format_value), so a finding's
-// "value ... · limit ..." reads as in the terminal: Python's `.1e` below 1e-3
-// and from 1e4 on, `.3g` otherwise.
+// `bnscope summarize`'s number format (bnscope.analysis.formatting.format_number),
+// so a finding's "value ... · limit ..." reads as in the terminal: Python's
+// `.1e` below 1e-3 and from 1e4 on, `.0f` from 100 on, `.3g` otherwise.
 export function fmtReport(v) {
   if (v === null || v === undefined) return '–';
   if (Number.isNaN(v)) return 'nan';
   if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
   const m = Math.abs(v);
   if (m !== 0 && (m < 1e-3 || m >= 1e4)) return pyExponent(v.toExponential(1));
+  if (m >= 100) return v.toFixed(0);
   return pyG(v, 3);
 }
 
