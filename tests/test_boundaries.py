@@ -1,8 +1,8 @@
 """The two wings and their contract: who may import whom, checked statically.
 
-The reading side (`events/`, `analysis/`, `cli/`, `tags.py`, `schema.py`)
-never imports TensorFlow, Keras, `bnscope.recording` or `bnscope.layers`, and
-`analysis/` never imports rich. Every import counts, including imports inside
+The reading side (`events/`, `analysis/`, `cli/`, `tensorboard/`, `tags.py`,
+`schema.py`) never imports TensorFlow, Keras, `bnscope.recording` or
+`bnscope.layers`, and `analysis/` and `tensorboard/` never import rich. Every import counts, including imports inside
 functions, and no two modules of the package import each other, directly or
 through others.
 """
