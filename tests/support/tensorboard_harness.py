@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 CHROMIUM = "/usr/bin/chromium"
@@ -158,6 +159,27 @@ class TensorBoard:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def wait_until_loaded(tb: TensorBoard, expected: dict, timeout: float = 180) -> None:
+    """Waits until the plugin lists exactly the runs of `expected` (the runs of
+    `summarize --json`, by name) and sees each to its last step."""
+
+    def loaded(tb):
+        listing = get_json(tb.url + "/data/plugin/bnscope/runs")["runs"]
+        if sorted(r["name"] for r in listing) != sorted(expected):
+            return False
+        return all(
+            get_json(
+                tb.url
+                + "/data/plugin/bnscope/findings?"
+                + urllib.parse.urlencode({"run": name})
+            )["steps"]
+            == run["steps"]
+            for name, run in expected.items()
+        )
+
+    tb.wait(timeout=timeout, until=loaded)
 
 
 def chromium(width: int = 1600, height: int = 1000):

@@ -36,6 +36,7 @@ from tests.support.tensorboard_harness import (
     get_json,
     plugin_url,
     wait_ready,
+    wait_until_loaded,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.tensorboard]
@@ -79,23 +80,9 @@ def server(demo_logdir):
     expected = {run["run"]: run for run in summarize_json_cli(demo_logdir)["runs"]}
     assert sorted(expected) == [HEALTHY, SICK]
 
-    def loaded(tb):
-        listing = get_json(tb.url + "/data/plugin/bnscope/runs")["runs"]
-        if sorted(r["name"] for r in listing) != sorted(expected):
-            return False
-        return all(
-            get_json(
-                tb.url
-                + "/data/plugin/bnscope/findings?"
-                + urllib.parse.urlencode({"run": name})
-            )["steps"]
-            == run["steps"]
-            for name, run in expected.items()
-        )
-
     tb = TensorBoard(demo_logdir)
     try:
-        tb.wait(timeout=180, until=loaded)
+        wait_until_loaded(tb, expected)
         yield tb, expected
     finally:
         tb.stop()

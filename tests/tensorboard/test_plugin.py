@@ -19,7 +19,7 @@ from bnscope import tags
 from bnscope.tensorboard import plugin
 from tests.support import tensorboard_logs
 from tests.support.summarize import summarize_json
-from tests.support.tensorboard_harness import TensorBoard, get_json
+from tests.support.tensorboard_harness import TensorBoard, get_json, wait_until_loaded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -47,26 +47,6 @@ def test_loading_the_entry_point_imports_nothing_heavy():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
-
-
-def wait_until_loaded(tb: TensorBoard, expected: dict) -> None:
-    """Until the plugin sees every run to its last step."""
-
-    def loaded(tb):
-        listing = get_json(tb.url + "/data/plugin/bnscope/runs")
-        if sorted(r["name"] for r in listing["runs"]) != sorted(expected):
-            return False
-        return all(
-            get_json(
-                tb.url
-                + "/data/plugin/bnscope/findings?"
-                + urllib.parse.urlencode({"run": name})
-            )["steps"]
-            == run["steps"]
-            for name, run in expected.items()
-        )
-
-    tb.wait(timeout=180, until=loaded)
 
 
 @pytest.fixture(scope="module")
