@@ -103,6 +103,12 @@ GRAD_NORM = _register(
     LAYER,
     "L2 norm of the loss gradient over the layer's trainable variables.",
 )
+GRAD_NORM_LOG10 = _register(
+    "grad_norm_log10",
+    LAYER,
+    "log10 of `grad_norm`, so that a norm of 1e-8 reads −8 where TensorBoard's "
+    "tables and linear axes show 0 (written where the norm is positive and finite).",
+)
 GRAD_VAR_NORM = _register(
     "grad_var_norm",
     VARIABLE,
@@ -135,6 +141,13 @@ STEP_GRAD_GLOBAL_NORM = _register(
 )
 LOSS = _register("loss", MODEL, "Loss on the probe batch in training mode.")
 LOSS_NONFINITE = _register("loss_nonfinite", MODEL, "1 if the probe loss is NaN/Inf.")
+NONFINITE_TOTAL = _register(
+    "nonfinite_total",
+    MODEL,
+    "Count of NaN/Inf values in the probe's loss and in every layer's outputs, "
+    "gradients and weights; the per-layer `*_nonfinite` counters and "
+    "`loss_nonfinite` are written only from their first non-zero count on.",
+)
 
 # --- Model inputs -------------------------------------------------------------
 INPUT_MEAN = _register("input_mean", INPUT, "Mean of a model input on the probe batch.")
@@ -274,6 +287,18 @@ SATURATION_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
 SOFTMAX_FAMILY: frozenset[str] = frozenset({"softmax", "log_softmax"})
 SOFTMAX_SATURATION = 0.99
 SATURATING_ACTIVATIONS: frozenset[str] = frozenset(SATURATION_BOUNDS) | SOFTMAX_FAMILY
+# Where saturation is a symptom: softmax is left out, since a confident
+# classifier saturates it by design (the output layer is left out as well, by
+# the `saturation` rule and by what is written; see `bnscope.events.dashboard`).
+SATURATING_HIDDEN: frozenset[str] = frozenset(SATURATION_BOUNDS)
+
+# Counters of NaN/Inf values, summed into `NONFINITE_TOTAL`.
+NONFINITE_COUNTERS: tuple[Metric, ...] = (
+    ACT_NONFINITE,
+    GRAD_NONFINITE,
+    WEIGHT_NONFINITE,
+    LOSS_NONFINITE,
+)
 
 # --- Loss families -------------------------------------------------------------
 # The compiled loss of each output is recorded under its Keras function name

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import importlib
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def benchmarks_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
 
 
-def test_live_findings_quick(capsys):
+def test_live_findings_quick(benchmarks_on_path, capsys):
     module = importlib.import_module("live_findings")
     results = module.main(["--quick"])
     out = capsys.readouterr().out
@@ -31,3 +34,17 @@ def test_live_findings_quick(capsys):
         costs += by_length.values()
     assert set(results["synthetic"]) == set(module.DENSITIES)
     assert all(math.isfinite(c) and c > 0 for c in costs)
+
+
+@pytest.mark.browser
+@pytest.mark.tensorboard
+def test_tensorboard_plugin_benchmark_quick():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/tensorboard_plugin.py", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "findings equal summarize: True" in done.stdout

@@ -1,8 +1,8 @@
 """The two wings and their contract: who may import whom, checked statically.
 
-The reading side (`events/`, `analysis/`, `cli/`, `tags.py`, `schema.py`)
-never imports TensorFlow, Keras, `bnscope.recording` or `bnscope.layers`, and
-`analysis/` never imports rich. Every import counts, including imports inside
+The reading side (`events/`, `analysis/`, `cli/`, `tensorboard/`, `tags.py`,
+`schema.py`) never imports TensorFlow, Keras, `bnscope.recording` or
+`bnscope.layers`, and `analysis/` and `tensorboard/` never import rich. Every import counts, including imports inside
 functions, and no two modules of the package import each other, directly or
 through others.
 """
@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bnscope"
-TF_FREE = ("events", "analysis", "cli", "tags.py", "schema.py", "_version.py")
+TF_FREE = (
+    "events",
+    "analysis",
+    "cli",
+    "tensorboard",
+    "tags.py",
+    "schema.py",
+    "_version.py",
+)
 NEEDS_TF = ("tensorflow", "keras", "bnscope.recording", "bnscope.layers")
 # Names `bnscope/__init__.py` resolves lazily from the recording wing.
 RECORDING_NAMES = {"BNScope", "Observer"}
@@ -65,8 +73,8 @@ def test_reading_side_never_imports_tensorflow(path):
     assert forbidden(path, NEEDS_TF) == []
 
 
-@pytest.mark.parametrize("path", modules("analysis"), ids=module_name)
-def test_analysis_never_imports_rich(path):
+@pytest.mark.parametrize("path", modules("analysis", "tensorboard"), ids=module_name)
+def test_analysis_and_the_tensorboard_plugin_never_import_rich(path):
     assert forbidden(path, ("rich",)) == []
 
 
@@ -139,6 +147,13 @@ ALLOWED = {
         "bnscope.analysis",
     },
     "bnscope.demo": {"bnscope.recording"},
+    # The TensorBoard plugin runs in TensorBoard's process: TF-free, rich-free.
+    "bnscope.tensorboard": {
+        "bnscope.tags",
+        "bnscope.schema",
+        "bnscope.events",
+        "bnscope.analysis",
+    },
     "bnscope.cli": {
         "bnscope._version",
         "bnscope.tags",
@@ -178,6 +193,7 @@ def test_reading_side_imports_without_tensorflow():
         "bnscope.schema, bnscope.tags\n"
         "from bnscope.cli import compare_view, demo_view, report\n"
         "from bnscope.analysis import api, compare, jsonv1, summary\n"
+        "from bnscope.tensorboard import adapter, payload, plugin\n"
         "bnscope.load\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

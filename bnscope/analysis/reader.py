@@ -61,7 +61,8 @@ class _Layout:
     fast: bool  # every value is a bnscope `simple_value` scalar
     simple: bool  # every scalar position holds a `simple_value`
     metadata_position: int | None
-    template: bool = False  # a `SummaryTemplate` was built from this layout
+    template: bool = False  # a `SummaryTemplate` was built (or given up on)
+    template_tries: int = 0
     steps: list[int] = field(default_factory=list)
     sequence: list[int] = field(default_factory=list)
     files: list[int] = field(default_factory=list)
@@ -119,11 +120,17 @@ def _scalar_of(value) -> float:
     return math.nan
 
 
+# A layout's first event may carry extras a template cannot hold (the tag
+# descriptions bnscope writes once per tag); its next events usually do not.
+_TEMPLATE_TRIES = 3
+
+
 def _add_template(acc: _Accumulator, layout: _Layout, summary: bytes) -> None:
-    layout.template = True
     template = summary_template(layout, summary, len(layout.scalar_positions))
+    layout.template_tries += 1
     if template is not None:
         acc.templates.setdefault(len(summary), []).append(template)
+    layout.template = template is not None or layout.template_tries >= _TEMPLATE_TRIES
 
 
 def _decode_file(

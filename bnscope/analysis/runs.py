@@ -12,6 +12,7 @@ number of tags, not with layers × tags.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,15 @@ from bnscope.schema import LayerMeta, RunMetadata
 
 if TYPE_CHECKING:
     import pandas
+
+
+def natural_key(name: str) -> tuple:
+    """A sort key comparing the digit runs of `name` as numbers: `x_2 < x_10`."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
 
 
 @dataclass(frozen=True)
@@ -73,8 +83,8 @@ class Run:
         stats: Counts of what was read and skipped.
         notes: One line per problem met while reading, for the report.
         layers: Observed layers in depth (call) order. Defaults to the
-            metadata's, or without metadata to the layers in the order their
-            tags first appear.
+            metadata's, or without metadata to the layers ordered by the
+            first step they were recorded at, then by name (`natural_key`).
 
     Example:
 
@@ -125,11 +135,20 @@ class Run:
     def _default_layers(self) -> tuple[LayerMeta, ...]:
         if self.metadata is not None and self.metadata.layers:
             return self.metadata.layers
-        names: dict[str, None] = {}
-        for tag in self.scalars:
+        # Without metadata the depth is unknown. Order by the first step a
+        # layer was recorded at, then by name with numbers compared as
+        # numbers (Keras' auto names dense, dense_1, ..., dense_10 in creation
+        # order): never by tag order, which differs between TensorBoard's
+        # data providers and would make the depth-ratio rules arbitrary.
+        first_step: dict[str, int] = {}
+        for tag, series in self.scalars.items():
             parsed = tags.parse_tag(tag)
-            if parsed is not None and parsed[0].subject == tags.LAYER:
-                names.setdefault(parsed[1], None)
+            if parsed is None or parsed[0].subject != tags.LAYER:
+                continue
+            step = int(series.steps[0]) if len(series) else 2**63 - 1
+            name = parsed[1]
+            first_step[name] = min(step, first_step.get(name, step))
+        names = sorted(first_step, key=lambda n: (first_step[n], natural_key(n)))
         return tuple(LayerMeta(name=n, depth=i) for i, n in enumerate(names))
 
     # -- Lookups -----------------------------------------------------------------

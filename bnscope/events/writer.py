@@ -75,11 +75,18 @@ def text_summary(tag: str, text: str) -> summary_pb2.Summary:
 
 
 def metadata_summary(metadata: RunMetadata) -> summary_pb2.Summary:
-    """Builds the once-per-fit summary: the run metadata and its layer table."""
+    """Builds the once-per-fit summary: the run metadata and its layer table.
+
+    The metadata value declares `DATA_CLASS_TENSOR`: TensorBoard's data
+    providers (the Python multiplexer and the Rust data server alike) list a
+    tensor of a third-party plugin only when its data class is known, and
+    the bnscope tab reads the metadata through them.
+    """
     summary = summary_pb2.Summary()
     text_value(
         summary, tags.METADATA_TAG, metadata.dumps(), plugin_name=tags.METADATA_PLUGIN
     )
+    summary.value[-1].metadata.data_class = summary_pb2.DATA_CLASS_TENSOR
     text_value(summary, tags.LAYERS_TABLE_TAG, layers_markdown(metadata))
     return summary
 

@@ -35,20 +35,24 @@ class BNScope(keras.callbacks.Callback):
     `tensorboard --logdir LOGDIR`.
 
     Tags written to `<log_dir>/bnscope/` (all documented in `docs/tags.md`):
-    `act_{mean,std,min,max,zero_frac,dead_frac,saturated_frac,nonfinite}/<layer>`,
-    `act_hist/<layer>`, `grad_{norm,nonfinite}/<layer>`,
-    `grad_var_norm/<layer>:<var>`, `weight_{norm,nonfinite}/<layer>`,
-    `update_ratio/<layer>`,
+    `act_{mean,std,min,max}/<layer>`, `act_{zero_frac,dead_frac}/<layer>`
+    (ReLU-family layers), `act_saturated_frac/<layer>` (hidden sigmoid/tanh-like
+    layers), `act_hist/<layer>`, `grad_{norm,norm_log10}/<layer>`,
+    `grad_var_norm/<layer>:<var>`, `weight_norm/<layer>`, `update_ratio/<layer>`,
     `bn_{mean_shift,mean_shift_max,log_var_ratio,log_var_ratio_max}/<layer>`,
-    `bn_{moving_change,ema_progress,training_mode,gap}/<layer>`,
+    `bn_{moving_change,ema_progress,gap}/<layer>`,
     `norm_in_{mean,std}/<layer>`, `gamma_{mean,std}/<layer>`,
     `beta_{mean,std}/<layer>`, `gap_{rel_l2,argmax_agreement}/<output>`,
     `output_{mean,min,max,spread}/<output>`,
     `target_{min,max,mean,std,distinct,integral,onehot_frac}/<output>`,
-    `input_{mean,std,min,max}/<input>`, `loss/model`, `loss_nonfinite/model`,
+    `input_{mean,std,min,max}/<input>`, `loss/model`, `nonfinite_total/model`,
     `grad_global_norm/model`, and with `exact_gradients=True` (or in full mode)
-    `step_grad_norm/<layer>` and `step_grad_global_norm/model`; at the end of
-    each `fit`, the findings as markdown under `bnscope/findings`.
+    `step_grad_norm/<layer>` and `step_grad_global_norm/model`. NaN/Inf
+    counters `act_nonfinite/<layer>`, `grad_nonfinite/<layer>`,
+    `weight_nonfinite/<layer>` and `loss_nonfinite/model` appear from their
+    first non-zero count on. Logs written before bnscope kept BN modes in the
+    metadata also hold `bn_training_mode/<layer>`. At the end of each `fit`,
+    the findings go to `bnscope/findings` as markdown.
 
     While training, bnscope runs the rules of `bnscope summarize` on what it
     recorded (at the first probe, as soon as a probe sees a NaN/Inf, and at

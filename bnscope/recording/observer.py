@@ -29,8 +29,8 @@ from typing import Any
 import keras
 
 from bnscope import schema, tags
-from bnscope.events import custom_scalars
 from bnscope.events import writer as event_writer
+from bnscope.events.dashboard import DashboardFilter
 from bnscope.recording import arguments, distribution, layer_info, run_metadata
 from bnscope.recording.guard import Guard
 from bnscope.recording.hooks import LayerHooks, Recording
@@ -98,6 +98,9 @@ class Observer:
         self._hooks: LayerHooks | None = None
         self.last_probe_traced = False
         self._writer = event_writer.EventFileWriter(self.run_dir)
+        # What is worth writing, and each tag's description (docs/tags.md).
+        self._dashboard = DashboardFilter()
+        self._run_metadata: schema.RunMetadata | None = None
         self._metadata_written = False
         self._probes = 0
         self._training_modes: dict[str, bool] = {}
@@ -154,8 +157,9 @@ class Observer:
     def write_scalars(self, step: int, values: dict[str, float]) -> None:
         """Writes `tag -> value` pairs as one event at `step`."""
         if values and self.is_chief:
+            values = self._dashboard.scalars(values, self._run_metadata, probe=False)
             with self._write_guard():
-                self._writer.add_summary(event_writer.scalars_summary(values), step)
+                self._writer.add_summary(self._dashboard.summary(values), step)
             self._notify(step, values, None)
 
     def write_text(self, step: int, tag: str, text: str) -> None:
@@ -189,11 +193,15 @@ class Observer:
 
     def record_training_modes(self, recording: Recording) -> None:
         """Remembers which mode each BN layer actually ran in inside `train_step`."""
+        before = dict(self._training_modes)
         for call in recording.calls:
             if layer_info.is_batch_norm(call.layer):
                 self._training_modes[call.name] = bool(call.training) and bool(
                     call.layer.trainable
                 )
+        if self._training_modes != before:
+            # The modes live in the metadata only: rewrite it at the next probe.
+            self._metadata_written = False
 
     def set_requested_training(self, requested: dict[str, bool]) -> None:
         """Layers the user called with an explicit `training=` (a frozen base)."""
@@ -246,12 +254,15 @@ class Observer:
         if not self.is_chief:
             return
         summaries = []
-        metadata = None
+        metadata = None  # what the live findings hear: only a newly written one
         if not self._metadata_written:
-            metadata = self._metadata()
-            summaries.append(event_writer.metadata_summary(metadata))
-            summaries.append(custom_scalars.custom_scalars_summary(metadata))
-        summary = event_writer.scalars_summary(result.scalars)
+            metadata = self._run_metadata = self._metadata()
+            summaries.append(event_writer.metadata_summary(self._run_metadata))
+        scalars = self._dashboard.scalars(result.scalars, self._run_metadata)
+        layout = self._dashboard.layout(scalars, self._run_metadata)
+        if layout is not None:
+            summaries.append(layout)
+        summary = self._dashboard.summary(scalars)
         for tag, (edges, counts) in result.histograms.items():
             event_writer.histogram_value(summary, tag, edges, counts)
         summaries.append(summary)
@@ -259,7 +270,8 @@ class Observer:
             for each in summaries:
                 self._writer.add_summary(each, step)
             self._metadata_written = True
-        self._notify(step, result.scalars, metadata)
+        # The live findings see exactly what the event file holds.
+        self._notify(step, scalars, metadata)
 
     def _notify(
         self,

@@ -435,3 +435,23 @@ def test_bn_axis_after_an_op_is_left_alone(tmp_path):
     synthetic = SICK_RUNS["bn_axis"]()
     synthetic.layer("batch_normalization").inputs_from = ()  # e.g. keras.ops.transpose
     assert RULES_BY_ID["bn_axis"](read(synthetic, tmp_path)) == []
+
+
+@pytest.mark.parametrize("with_metadata", [True, False], ids=["metadata", "bare"])
+@pytest.mark.parametrize("name", sorted(SICK_RUNS))
+def test_findings_do_not_depend_on_tag_order(name, with_metadata, tmp_path):
+    """TensorBoard's Rust data server lists tags in another order than the file."""
+    from bnscope.analysis.runs import Run
+
+    run_dir = tmp_path / "run"
+    SICK_RUNS[name]().write(run_dir, metadata=with_metadata)
+    read = read_run(str(run_dir))
+    shuffled = dict(
+        sorted(read.scalars.items(), key=lambda item: hash(item[0][::-1]) % 997)
+    )
+    reversed_ = dict(reversed(list(read.scalars.items())))
+    expected = evaluate(read)
+    for scalars in (shuffled, reversed_):
+        again = Run(read.name, read.path, scalars, read.metadata, read.stats)
+        assert again.layers == read.layers
+        assert evaluate(again) == expected

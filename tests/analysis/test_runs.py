@@ -95,3 +95,27 @@ def test_logdir_run_lookup():
     assert logdir.run("exp/bnscope").name == "exp/bnscope"
     with pytest.raises(KeyError, match="runs: exp/bnscope"):
         logdir.run("other")
+
+
+def test_layers_without_metadata_by_first_step_then_natural_name():
+    from bnscope.analysis.runs import Run, Series, natural_key
+
+    def series(first):
+        return Series(np.arange(first, first + 3, dtype=np.int64), np.ones(3))
+
+    scalars = {
+        "act_std/dense_10": series(0),
+        "act_std/late": series(5),
+        "act_std/dense_2": series(0),
+        "grad_norm/dense": series(0),
+        "loss/model": series(0),
+    }
+    for order in (scalars, dict(reversed(list(scalars.items())))):
+        run = Run("r", "r", order)
+        assert [(layer.name, layer.depth) for layer in run.layers] == [
+            ("dense", 0),
+            ("dense_2", 1),
+            ("dense_10", 2),
+            ("late", 3),
+        ]
+    assert sorted(["b_10", "b_9", "a"], key=natural_key) == ["a", "b_9", "b_10"]

@@ -64,3 +64,39 @@ def test_no_findings_and_a_stopped_run():
     )
     text = findings_markdown([finding("error")], 40, "at step 40: dead_relu in relu")
     assert text.splitlines()[2] == "Training stopped at step 40: dead_relu in relu"
+
+
+def test_the_table_parses_back_to_what_it_shows():
+    from bnscope.events.markdown import parse_layers_markdown
+    from tests.support.synthetic_runs import mlp_bn
+
+    metadata = mlp_bn().metadata()
+    parsed = parse_layers_markdown(layers_markdown(metadata))
+    shown = ("name", "depth", "class_name", "activation", "params")
+    assert [tuple(getattr(layer, f) for f in shown) for layer in parsed] == [
+        tuple(getattr(layer, f) for f in shown) for layer in metadata.layers
+    ]
+    assert [layer.normalization_kind for layer in parsed] == [
+        layer.normalization_kind for layer in metadata.layers
+    ]
+    # What the table does not hold stays unknown, not guessed.
+    assert all(layer.inputs_from == () and layer.trainable is None for layer in parsed)
+
+
+def test_parsing_sorts_by_depth_and_skips_what_is_not_a_layer_row():
+    from bnscope.events.markdown import parse_layers_markdown
+
+    text = "\n".join(
+        [
+            "| depth | layer | class | activation | params | normalization |",
+            "|---|---|---|---|---|---|",
+            "| 1 | b | Dense |  | x |  |",
+            "| 0 | a | ReLU | relu | 0 |  |",
+            "| 2 |  | Dense |  | 3 |  |",
+            "some text | not | a | row",
+        ]
+    )
+    layers = parse_layers_markdown(text)
+    assert [(layer.name, layer.depth) for layer in layers] == [("a", 0), ("b", 1)]
+    assert layers[0].activation == "relu" and layers[1].params is None
+    assert parse_layers_markdown("") == ()

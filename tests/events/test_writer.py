@@ -103,3 +103,28 @@ def test_text_summary_is_one_string_for_the_text_dashboard():
     assert value.metadata.plugin_data.plugin_name == "text"
     assert value.tensor.dtype == 7  # DT_STRING
     assert list(value.tensor.string_val) == [b"| a | b |"]
+
+
+def test_tensorboards_data_provider_lists_the_metadata(tmp_path):
+    """Without `DATA_CLASS_TENSOR` the provider never lists a third-party tensor."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import (
+        data_provider,
+        plugin_event_multiplexer,
+    )
+    from tensorboard.compat.proto import summary_pb2
+
+    writer = EventFileWriter(str(tmp_path / "run"))
+    summary = metadata_summary(RunMetadata(layers=(LayerMeta("dense", 0),)))
+    value = {v.tag: v for v in summary.value}[tags.METADATA_TAG]
+    assert value.metadata.data_class == summary_pb2.DATA_CLASS_TENSOR
+    writer.add_summary(summary, 1)
+    writer.close()
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
+    listed = provider.list_tensors(
+        context.RequestContext(), experiment_id="", plugin_name=tags.METADATA_PLUGIN
+    )
+    assert tags.METADATA_TAG in listed["run"]

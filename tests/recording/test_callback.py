@@ -47,10 +47,19 @@ def test_tags_written_for_each_model_kind(kind, tmp_path):
     bn = {n for n in names if "batch_normalization" in n or n == "bn"}
     assert eventdata.tags_of(run, tags.BN_MEAN_SHIFT) == bn
     assert eventdata.tags_of(run, tags.BN_GAP) == bn
-    assert eventdata.tags_of(run, tags.BN_TRAINING_MODE) == bn
+    # Constant within a fit: in the metadata (below), not a flat chart.
+    assert eventdata.tags_of(run, tags.BN_TRAINING_MODE) == set()
+    # Only what carries information: no zero NaN counters, no dead fraction
+    # outside ReLU layers, and the log10 companion of every gradient norm.
+    relu = {n["name"] for n in meta["layers"] if n["activation"] in tags.RELU_FAMILY}
+    assert eventdata.tags_of(run, tags.ACT_DEAD_FRAC) == relu
+    for counter in tags.NONFINITE_COUNTERS:
+        assert eventdata.tags_of(run, counter) == set()
+    assert eventdata.tags_of(run, tags.GRAD_NORM_LOG10) == weighted
     scalars = eventdata.scalars(run)
-    for metric in (tags.LOSS, tags.GRAD_GLOBAL_NORM):
+    for metric in (tags.LOSS, tags.GRAD_GLOBAL_NORM, tags.NONFINITE_TOTAL):
         assert metric.tag() in scalars
+    assert {v for _, v in scalars[tags.NONFINITE_TOTAL.tag()]} == {0.0}
     assert eventdata.tags_of(run, tags.GAP_ARGMAX_AGREEMENT)
     assert eventdata.tags_of(run, tags.INPUT_MEAN)
     # 64 samples / 16 = 4 steps per epoch, 2 epochs: probes at 1, 2, 4, 6, 8.

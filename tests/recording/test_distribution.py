@@ -86,7 +86,12 @@ def _assert_one_clean_run(run: Path, probe_steps: list[int]) -> list[str]:
         "batch_normalization",
         "dense_1",
     }
-    assert eventdata.tags_of(str(run), tags.BN_TRAINING_MODE) == {"batch_normalization"}
+    modes = {
+        layer["name"]: layer["normalization"]["training_mode"]
+        for layer in meta["layers"]
+        if layer["normalization"]
+    }
+    assert modes == {"batch_normalization": True}
     # Two replicas of 8: each BN normalizes over 8 samples, not the global 16.
     assert meta["replicas"] == 2 and meta["batch_size"] == 8
     return files

@@ -104,7 +104,8 @@ def skipped_gradients_are_explained(run, scalars, meta, report) -> None:
 
 
 def frozen_batch_norm_runs_in_inference_mode(run, scalars, meta, report) -> None:
-    assert scalars[tags.BN_TRAINING_MODE.tag("bn")][-1][1] == 0.0
+    (bn,) = [layer for layer in meta["layers"] if layer["name"] == "bn"]
+    assert bn["normalization"]["training_mode"] is False
     assert {value for _, value in scalars[tags.BN_MOVING_CHANGE.tag("bn")]} == {0.0}
 
 

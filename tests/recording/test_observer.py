@@ -85,7 +85,7 @@ def test_custom_loop_writes_what_the_callback_writes(tmp_path):
     by_fit = eventdata.scalars(os.path.join(callback_dir, RUN))
     by_loop = eventdata.scalars(os.path.join(loop_dir, RUN))
     assert set(by_loop) == set(by_fit)
-    assert tags.BN_TRAINING_MODE.tag("bn") in by_loop
+    assert tags.GRAD_NORM_LOG10.tag("bn") in by_loop
     for tag, series in by_fit.items():
         steps, values = zip(*series)
         loop_steps, loop_values = zip(*by_loop[tag])
@@ -95,6 +95,9 @@ def test_custom_loop_writes_what_the_callback_writes(tmp_path):
     fit_meta = eventdata.metadata(os.path.join(callback_dir, RUN))
     loop_meta = eventdata.metadata(os.path.join(loop_dir, RUN))
     assert loop_meta["layers"] == fit_meta["layers"]
+    # The BN mode the loop's training step ran in, as the callback records it.
+    (bn,) = [layer for layer in loop_meta["layers"] if layer["name"] == "bn"]
+    assert bn["normalization"]["training_mode"] is True
     assert loop_meta["batch_size"] == fit_meta["batch_size"] == BATCH
 
     fit_code, fit_report, _ = summarize_json(callback_dir)

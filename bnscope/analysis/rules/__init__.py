@@ -85,7 +85,9 @@ def evaluate(run: Run, rules: tuple[Rule, ...] = RULES) -> tuple[Finding, ...]:
         rules: The rules to apply. Defaults to `RULES`.
 
     Returns:
-        Findings by severity (error first), then by step, then by depth.
+        Findings by severity (error first), then by step, then by depth,
+        rule, layer and message: the same run gives the same order however
+        its tags were ordered.
 
     Example:
 
@@ -104,6 +106,10 @@ def evaluate(run: Run, rules: tuple[Rule, ...] = RULES) -> tuple[Finding, ...]:
             f.step if f.step is not None else -1,
             depth.get(f.layer, -1) if f.layer is not None else -1,
             f.rule,
+            # Ties (two model outputs, two inputs) in a fixed order, whatever
+            # the order of the tags the run was read from.
+            f.layer or "",
+            f.message,
         )
     )
     return tuple(findings)

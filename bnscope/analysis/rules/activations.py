@@ -19,7 +19,7 @@ DEAD_FRACTION = 0.5
 # `bnscope.tags.SATURATION_BOUNDS` and docs/findings.md.
 SATURATED_FRACTION = 0.5
 # Softmax is left out: a confident classifier saturates its softmax by design.
-SATURATING_HIDDEN = tags.SATURATING_ACTIVATIONS - tags.SOFTMAX_FAMILY
+SATURATING_HIDDEN = tags.SATURATING_HIDDEN
 
 
 def check_dead_relu(rule: Rule, run: Run) -> Iterator[Finding]:

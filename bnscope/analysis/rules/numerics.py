@@ -13,12 +13,16 @@ from bnscope.analysis.runs import Run
 
 # Counters of non-finite values, and statistics that are themselves NaN/Inf
 # when their input is. Any one is enough: NaN is never noise (SageMaker
-# Debugger's exploding_tensor flags the first NaN/Inf too).
+# Debugger's exploding_tensor flags the first NaN/Inf too). Since bnscope
+# writes the per-layer counters only from their first non-zero count on, and
+# the model-level total at every probe, a run may hold any subset of them:
+# an absent counter means "zero so far", never "unknown".
 _COUNTERS = {
     tags.ACT_NONFINITE: "outputs",
     tags.GRAD_NONFINITE: "gradients",
     tags.WEIGHT_NONFINITE: "weights",
     tags.LOSS_NONFINITE: "loss",
+    tags.NONFINITE_TOTAL: "values",
 }
 _VALUES = {
     tags.LOSS: "loss",
@@ -55,13 +59,27 @@ def check_nonfinite(rule: Rule, run: Run) -> Iterator[Finding]:
     events = list(_first_nonfinite(run))
     if not events:
         return
+    # Earliest step, then shallowest layer, then a counted value over a NaN
+    # statistic; subject and kind settle the rest, so the order of the tags
+    # on disk (or in TensorBoard's data provider) never matters.
     events.sort(
-        key=lambda event: (event[0], event[1], 0 if math.isfinite(event[4]) else 1)
+        key=lambda event: (
+            event[0],
+            event[1],
+            0 if math.isfinite(event[4]) else 1,
+            event[2],
+            event[3],
+        )
     )
     step, _, subject, what, count, _ = events[0]
     last_step = max(event[5] for event in events)
     affected = sorted({event[2] for event in events if event[2] != tags.MODEL_SUBJECT})
-    where = "the loss" if subject == tags.MODEL_SUBJECT else f"the {what} of {subject}"
+    if what == "loss":
+        where = "the loss"
+    elif subject == tags.MODEL_SUBJECT:
+        where = f"the model's {what}"
+    else:
+        where = f"the {what} of {subject}"
     spread = (
         f"; {len(affected)} layers affected by step {last_step}"
         if len(affected) > 1
