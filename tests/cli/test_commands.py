@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bnscope import __version__
 from bnscope.analysis import discovery, reader
@@ -206,3 +209,105 @@ def test_unexpected_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["summarize", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: boom" in err
+
+
+# -- Malformed metadata (issue 14) --------------------------------------------------
+
+
+def _with_metadata(tmp_path, edit, synthetic=None) -> str:
+    synthetic = synthetic or mlp_bn()
+    data = synthetic.metadata().to_json()
+    edit(data)
+    synthetic.write(tmp_path / "bnscope", metadata_text=json.dumps(data))
+    return str(tmp_path)
+
+
+def test_metadata_with_a_wrong_type_is_summarized_with_a_note(tmp_path):
+    """Issue 14: `inputs_from: 5` failed the whole summarize with a TypeError.
+
+    Fixed on main, before this test, by the field-by-field parsing of
+    `bnscope/schema.py`: the reader it replaced ran
+    `tuple(str(n) for n in inputs_from)`. What remained (deeply nested JSON)
+    is the next test.
+    """
+
+    def edit(data):
+        data["layers"][1]["inputs_from"] = 5
+
+    code, out, err = run_cli("summarize", _with_metadata(tmp_path, edit), "--json")
+    assert code == 0 and err == ""
+    (run,) = json.loads(out)["runs"]
+    assert run["layers"][1] == "batch_normalization"
+    assert run["notes"] == [
+        "malformed metadata ignored: metadata.layers[1].inputs_from=5"
+    ]
+
+
+def _paths(value, path=()):
+    """Every path into a JSON tree, containers included."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+_WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_RUNS = sorted(SICK_RUNS)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_metadata_field_of_any_type_never_fails_a_summary(tmp_path_factory, data):
+    """Every rule reads the metadata: any field replaced by any JSON value."""
+    synthetic = SICK_RUNS[data.draw(st.sampled_from(_RUNS))]()
+    tree = synthetic.metadata().to_json()
+    paths = [p for p in _paths(tree) if p]
+    edits = data.draw(
+        st.lists(st.tuples(st.sampled_from(paths), _WRONG), min_size=1, max_size=3)
+    )
+
+    def edit(tree):
+        for path, value in edits:
+            # An earlier edit may have replaced a parent of this path.
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                node = tree
+                for key in path[:-1]:
+                    node = node[key]
+                node[path[-1]] = value
+
+    logdir = _with_metadata(tmp_path_factory.mktemp("meta"), edit, synthetic)
+    code, out, err = run_cli("summarize", logdir, "--json", "--fail-on", "never")
+    assert code == 0 and err == ""
+    assert json.loads(out)["runs"][0]["steps"] == [0, 1000]
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),  # RecursionError
+        ('"a string"', "not a JSON object"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_metadata_that_is_not_an_object_is_a_note(tmp_path, text, note):
+    """Deeply nested JSON raised RecursionError out of summarize (seen failing)."""
+    mlp_bn().write(tmp_path / "bnscope", metadata_text=text)
+    code, out, err = run_cli("summarize", str(tmp_path), "--json")
+    assert code == 0 and err == ""
+    assert note in json.loads(out)["runs"][0]["notes"][0]
