@@ -73,9 +73,9 @@ def _valid_header_at(buffer: bytes, offset: int) -> int | None:
 
 # The scan looks at this many candidate offsets at a time: it starts small,
 # because the next header is usually one record away, and doubles up to a cap
-# that bounds its temporary arrays (about 40 bytes per offset) to a few MB.
+# that bounds its temporary arrays (about 40 bytes per offset) to under 1 MB.
 _SCAN_FIRST = 1 << 12
-_SCAN_MAX = 1 << 16
+_SCAN_MAX = 1 << 14
 _crc_tables: tuple[int, np.ndarray] | None = None
 
 
