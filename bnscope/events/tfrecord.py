@@ -135,11 +135,13 @@ def _next_header(buffer: bytes, offset: int) -> int:
     while position <= last:
         count = min(count, last - position + 1)
         found = _scan_window(buffer, position, count)
-        # The vectorized check is confirmed by the scalar one it must agree with.
-        if found is not None and _valid_header_at(buffer, found) is not None:
-            return found
-        position += count
-        count = min(2 * count, _SCAN_MAX)
+        if found is None:
+            position += count
+            count = min(2 * count, _SCAN_MAX)
+        elif _valid_header_at(buffer, found) is not None:
+            return found  # the vectorized check agrees with the scalar one
+        else:  # cannot happen unless the two disagree: scan on past it
+            position = found + 1
     return len(buffer)
 
 
