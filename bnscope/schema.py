@@ -233,13 +233,16 @@ class RunMetadata:
         """Parses metadata JSON text; `None` (with a note) if it is not JSON."""
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             if notes is not None:
                 notes.append(
                     "bnscope metadata is not valid JSON; layer details missing"
                 )
             return None
-        return cls.from_json(data, notes)
+        parsed = cls.from_json(data, notes)
+        if parsed is None and notes is not None:
+            notes.append("bnscope metadata is not a JSON object; layer details missing")
+        return parsed
 
     def layer(self, name: str) -> LayerMeta | None:
         for layer in self.layers:

@@ -405,9 +405,18 @@ def split_variable_subject(subject: str) -> tuple[str, str]:
 
 
 def parse_tag(tag: str) -> tuple[Metric, str] | None:
-    """Splits a tag into its metric and subject; `None` if it is not bnscope's."""
+    """Splits a tag into its metric and subject; `None` if it is not bnscope's.
+
+    The subject must fit the metric: a whole-model metric's subject is
+    `"model"` and a per-variable one's is `<layer>:<variable>`, so plain
+    `tf.summary` tags such as `loss/train` are not taken for bnscope's.
+    """
     name, sep, subject = tag.partition("/")
     found = _REGISTRY.get(name)
     if not sep or found is None or not subject:
+        return None
+    if found.subject == MODEL and subject != MODEL_SUBJECT:
+        return None
+    if found.subject == VARIABLE and VARIABLE_SEPARATOR not in subject:
         return None
     return found, subject

@@ -16,7 +16,12 @@ def test_every_metric_is_documented(metric):
 
 @pytest.mark.parametrize("metric", tags.ALL_METRICS, ids=lambda m: m.name)
 def test_tags_round_trip(metric):
-    subject = "encoder/dense_1" if metric.subject == tags.LAYER else "model"
+    subject = {
+        tags.LAYER: "encoder/dense_1",
+        tags.VARIABLE: "encoder/dense_1:kernel",
+        tags.INPUT: "input_layer",
+        tags.OUTPUT: "output_0",
+    }.get(metric.subject, "model")
     assert tags.parse_tag(metric.tag(subject)) == (metric, subject)
 
 
@@ -27,7 +32,18 @@ def test_variable_subjects_split_at_the_last_colon():
 
 
 @pytest.mark.parametrize(
-    "tag", ["loss", "unknown_metric/layer", "act_std/", "epoch_loss"]
+    "tag",
+    [
+        "loss",
+        "unknown_metric/layer",
+        "act_std/",
+        "epoch_loss",
+        # Plain `tf.summary` logs: a whole-model metric names no other subject.
+        "loss/train",
+        "loss/validation",
+        "grad_global_norm/train",
+        "grad_var_norm/dense",  # a variable subject is `<layer>:<variable>`
+    ],
 )
 def test_foreign_tags_are_not_parsed(tag):
     assert tags.parse_tag(tag) is None

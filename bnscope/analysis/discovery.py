@@ -2,7 +2,9 @@
 
 A run is any directory that directly holds `*tfevents*` files, named by its
 path relative to LOGDIR. When LOGDIR itself holds event files, that run is
-named after LOGDIR's basename.
+named after LOGDIR's basename, or `.` (as TensorBoard names it) when a run
+below already has that name: `bnscope summarize logs/bnscope` on a directory
+holding event files and a `bnscope/` subfolder shows `.` and `bnscope`.
 """
 
 from __future__ import annotations
@@ -89,6 +91,20 @@ def run_name(logdir: str, run_dir: str) -> str:
     if relative == os.curdir:
         return os.path.basename(os.path.abspath(logdir)) or relative
     return relative.replace(os.sep, "/")
+
+
+def run_names(logdir: str, run_dirs: list[str]) -> list[str]:
+    """`run_name` of each of `run_dirs`, made unique.
+
+    Relative paths never collide with each other; only LOGDIR's own basename
+    can equal one of them, and then LOGDIR's run is named `.`.
+    """
+    names = [run_name(logdir, run_dir) for run_dir in run_dirs]
+    for index, run_dir in enumerate(run_dirs):
+        top = os.path.relpath(run_dir, logdir) == os.curdir
+        if top and names.count(names[index]) > 1:
+            names[index] = os.curdir
+    return names
 
 
 def reason(error: OSError) -> str:

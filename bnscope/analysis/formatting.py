@@ -1,4 +1,4 @@
-"""How numbers read in findings, reports and dashboards: one formatter for all."""
+"""How numbers and names read in findings, reports and dashboards: one formatter for all."""
 
 from __future__ import annotations
 
@@ -28,3 +28,13 @@ def format_number(value: float | None) -> str:
 def percent(value: float) -> str:
     """A fraction as a whole percentage: `0.76` → `76%`."""
     return f"{100 * value:.0f}%" if math.isfinite(value) else format_number(value)
+
+
+# Control characters in a file, directory or layer name (a newline, an escape
+# code) must not split a one-line message or drive the terminal.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)}
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (`\\x0a`), so it prints as one line."""
+    return text.translate(_CONTROL)

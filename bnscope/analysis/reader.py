@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ from bnscope.analysis.discovery import (
     event_files,
     find_run_dirs,
     reason,
-    run_name,
+    run_names,
 )
 from bnscope.analysis.runs import Logdir, ReadStats, Run, Series
 from bnscope.events.decoding import (
@@ -44,9 +45,47 @@ from bnscope.schema import RunMetadata
 __all__ = ["ReaderError", "iter_runs", "read_logdir", "read_run"]
 
 
+class NotRegularFileError(OSError):
+    """A `*tfevents*` name on a FIFO, device, socket or directory: never read."""
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+    """The bytes of a regular file, at most as many as it had when opened.
+
+    `O_NONBLOCK` makes opening a FIFO return at once instead of waiting for a
+    writer, and the size check on the open descriptor (not on the name, which
+    may change in between) refuses FIFOs and devices such as `/dev/zero`, which
+    would block forever or never end.
+
+    Raises:
+        NotRegularFileError: If `path` (or what a link at `path` points to) is
+            not a regular file.
+        OSError: If it cannot be opened or read.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(descriptor)
+    except OSError:
+        os.close(descriptor)
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        kind = next(
+            (name for test, name in _SPECIAL_KINDS if test(info.st_mode)), "unknown"
+        )
+        raise NotRegularFileError(f"not a regular file ({kind})")
+    with os.fdopen(descriptor, "rb") as file:
+        # A file still being written may grow; what follows is read next time.
+        return file.read(info.st_size)
 
 
 # -- Decoding -------------------------------------------------------------------
@@ -263,9 +302,15 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
         base = os.path.basename(path)
         try:
             data = _read_bytes(path)
-        except OSError as error:
+        except NotRegularFileError as error:
             skipped["unreadable"].append(base)
-            notes.append(f"unreadable file {base}: {reason(error)}")
+            notes.append(f"skipped {base}: {error}")
+            acc.file_min_steps.append(math.inf)
+            continue
+        except (OSError, MemoryError) as error:
+            skipped["unreadable"].append(base)
+            why = reason(error) if isinstance(error, OSError) else "too large to read"
+            notes.append(f"unreadable file {base}: {why}")
             acc.file_min_steps.append(math.inf)
             continue
         if not data:
@@ -297,6 +342,13 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
     metadata = None
     if acc.metadata is not None:
         metadata = RunMetadata.loads(acc.metadata[1], notes)
+    elif scalars:
+        # Tags alone make a bnscope run only when they are unambiguous
+        # (`tags.parse_tag`); say so, since the layer details are missing.
+        notes.append(
+            "no bnscope metadata record (damaged, or an older bnscope): read "
+            "from tag names alone; layer kinds and depth order are unknown"
+        )
     stats = ReadStats(
         files=len(files),
         records=acc.records,
@@ -322,8 +374,8 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
 def iter_runs(logdir: str) -> Iterator[Run]:
     """Yields every run (bnscope or not) below `logdir`, sorted by name."""
     run_dirs, _ = find_run_dirs(logdir)
-    for run_dir in run_dirs:
-        yield read_run(run_dir, run_name(logdir, run_dir))
+    for run_dir, name in zip(run_dirs, run_names(logdir, run_dirs)):
+        yield read_run(run_dir, name)
 
 
 def read_logdir(logdir: str) -> Logdir:
@@ -349,8 +401,7 @@ def read_logdir(logdir: str) -> Logdir:
     run_dirs, notes = find_run_dirs(logdir)
     runs: list[Run] = []
     others: list[str] = []
-    for run_dir in run_dirs:
-        name = run_name(logdir, run_dir)
+    for run_dir, name in zip(run_dirs, run_names(logdir, run_dirs)):
         try:
             run = read_run(run_dir, name)
         except OSError as error:

@@ -11,10 +11,11 @@ one does, 2 when the input cannot be used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from bnscope._version import __version__
@@ -85,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def report_error(message: str, stream: IO[str]) -> None:
     """Writes one `bnscope: error: ...` line."""
-    stream.write(f"bnscope: error: {message}\n")
+    from bnscope.analysis.formatting import one_line  # on use: fast --help
+
+    stream.write(f"bnscope: error: {one_line(message)}\n")
 
 
 def _load_logdir(path: str):
@@ -111,8 +114,33 @@ def _no_data_message(path: str, logdir) -> str:
 
 
 def _notes_to_stderr(notes: Sequence[str], stream: IO[str]) -> None:
+    from bnscope.analysis.formatting import one_line
+
     for note in notes:
-        stream.write(f"bnscope: note: {note}\n")
+        stream.write(f"bnscope: note: {one_line(note)}\n")
+
+
+def _emit(stream: IO[str], write: Callable[[], object]) -> None:
+    """Runs `write`; a reader that left (`| head`, `| true`) is not an error.
+
+    The rest of the output goes to `/dev/null`, so the interpreter's final
+    flush cannot fail either, and the exit code still reports the findings.
+    """
+    try:
+        write()
+        stream.flush()
+    except BrokenPipeError:
+        _discard_output(stream)
+
+
+def _discard_output(stream: IO[str]) -> None:
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file: nothing will flush it at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def summarize_command(
@@ -146,14 +174,16 @@ def summarize_command(
     from bnscope.analysis.summary import summarize
 
     reports = [summarize(run) for run in loaded.runs]
-    _notes_to_stderr(loaded.notes, stderr)
+    _emit(stderr, lambda: _notes_to_stderr(loaded.notes, stderr))
     if as_json:
-        stdout.write(json.dumps(jsonv1.summary(reports), indent=2) + "\n")
+        text = json.dumps(jsonv1.summary(reports), indent=2) + "\n"
+        _emit(stdout, lambda: stdout.write(text))
     else:
         from bnscope.cli.report import render_reports
         from bnscope.cli.theme import make_console
 
-        make_console(stdout, width).print(render_reports(reports))
+        console = make_console(stdout, width)
+        _emit(stdout, lambda: console.print(render_reports(reports)))
     failed = any(report.fails(fail_on) for report in reports)
     return EXIT_FINDINGS if failed else EXIT_OK
 
@@ -194,12 +224,14 @@ def compare_command(
         summarize(first), summarize(second), label_a=run_a, label_b=run_b
     )
     if as_json:
-        stdout.write(json.dumps(jsonv1.comparison(comparison), indent=2) + "\n")
+        text = json.dumps(jsonv1.comparison(comparison), indent=2) + "\n"
+        _emit(stdout, lambda: stdout.write(text))
     else:
         from bnscope.cli.compare_view import render_comparison
         from bnscope.cli.theme import make_console
 
-        make_console(stdout, width).print(render_comparison(comparison))
+        console = make_console(stdout, width)
+        _emit(stdout, lambda: console.print(render_comparison(comparison)))
     return EXIT_OK
 
 
@@ -252,6 +284,11 @@ def demo_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bnscope` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        # `PYTHONIOENCODING=ascii`: a file or layer name the encoding cannot
+        # hold is escaped rather than raising UnicodeEncodeError.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -264,8 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # `bnscope summarize logs | head`: the reader left; that is fine.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # A pipe closed outside the report (`bnscope demo | head`): fine.
+        _discard_output(sys.stdout)
         return EXIT_OK
     except Exception as error:
         if os.environ.get("BNSCOPE_DEBUG"):

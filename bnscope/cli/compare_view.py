@@ -9,7 +9,7 @@ from rich.text import Text
 
 from bnscope import tags
 from bnscope.analysis.compare import Comparison, gradient_ratio
-from bnscope.analysis.formatting import format_number
+from bnscope.analysis.formatting import format_number, one_line
 from bnscope.analysis.runs import Run
 from bnscope.cli.report import render_findings, sparkline, verdict
 from bnscope.schema import LayerMeta
@@ -29,7 +29,7 @@ def _grad_cell(run: Run, layer: LayerMeta | None) -> Text:
 def _name_cell(layer: LayerMeta | None, style: str) -> Text:
     if layer is None:
         return Text("—", style="bnscope.muted")
-    return Text(layer.name, style=style)
+    return Text(one_line(layer.name), style=style)
 
 
 def render_comparison(comparison: Comparison) -> RenderableType:
@@ -42,7 +42,7 @@ def render_comparison(comparison: Comparison) -> RenderableType:
         ("A", comparison.label_a, a, "bnscope.a"),
         ("B", comparison.label_b, b, "bnscope.b"),
     ):
-        line = Text(f"{label}", style=style)
+        line = Text(one_line(label), style=style)
         ratio = gradient_ratio(report.run)
         line.append(
             f" · {report.run.model_name or 'model'} · {len(report.run.layers)} layers"
@@ -91,7 +91,7 @@ def render_comparison(comparison: Comparison) -> RenderableType:
         (f"Only in A ({comparison.label_a})", comparison.only_a),
         (f"Only in B ({comparison.label_b})", comparison.only_b),
     ):
-        parts.append(Text(label, style="bnscope.title"))
+        parts.append(Text(one_line(label), style="bnscope.title"))
         parts.append(
             render_findings(findings)
             if findings

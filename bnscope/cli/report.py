@@ -7,15 +7,17 @@ findings); this module only decides how it is shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 import numpy as np
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.rule import Rule as HorizontalRule
 from rich.table import Table
 from rich.text import Text
 
 from bnscope import tags
-from bnscope.analysis.formatting import format_number, percent
+from bnscope.analysis.formatting import format_number, one_line, percent
 from bnscope.analysis.rules import Finding
 from bnscope.analysis.runs import Run, Series
 from bnscope.analysis.summary import RunReport
@@ -24,6 +26,7 @@ from bnscope.schema import LayerMeta
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 8
+_VALUE_WIDTH = 7  # a formatted value, as `_cell` pads it
 
 _SHORT_CLASS = {
     "BatchNormalization": "BatchNorm",
@@ -86,7 +89,7 @@ def _cell(
         return Text("")
     last = series.last
     value = percent(last) if as_percent else format_number(last)
-    text = Text(f"{value:>7}")
+    text = Text(f"{value:>{_VALUE_WIDTH}}")
     if spark_width:
         spark = sparkline(series.values, width=spark_width, log=log)
         text.append(" ")
@@ -135,7 +138,7 @@ def verdict(report: RunReport) -> Text:
 def render_header(report: RunReport) -> RenderableType:
     run = report.run
     title = Text("run ", style="bnscope.title")
-    title.append(run.name, style="bnscope.title")
+    title.append(one_line(run.name), style="bnscope.title")
     title.append("  ")
     title.append_text(verdict(report))
     line = Text()
@@ -154,40 +157,92 @@ def render_header(report: RunReport) -> RenderableType:
     return Group(HorizontalRule(title, style="bnscope.rule", align="left"), line)
 
 
-def render_findings(findings: Iterable[Finding]) -> RenderableType:
-    findings = list(findings)
-    if not findings:
-        return Text("No findings: nothing looks wrong.", style="bnscope.ok")
-    table = Table(
-        show_header=True,
-        header_style="bnscope.title",
-        box=None,
-        pad_edge=False,
-        expand=True,
-        title="Findings",
-        title_justify="left",
-        title_style="bnscope.title",
-    )
-    table.add_column("", no_wrap=True, width=5)
-    table.add_column("finding", no_wrap=True, max_width=24, overflow="ellipsis")
-    table.add_column("steps", no_wrap=True, justify="right")
-    table.add_column("what and what to do", ratio=1)
-    for finding in findings:
-        label = Text(
-            SEVERITY_LABEL[finding.severity], style=SEVERITY_STYLE[finding.severity]
+# Below this width the findings are stacked (a line of severity, rule, layer
+# and steps, then the text indented below it) instead of a table whose text
+# column would be a few characters wide: bnscope's choice, where the table's
+# fixed columns (about 40) leave the text fewer than 24 columns.
+STACKED_FINDINGS_BELOW = 64
+
+
+def _detail(finding: Finding) -> Text:
+    detail = Text(one_line(finding.message))
+    if finding.value is not None:
+        detail.append(
+            f"\nvalue {format_number(finding.value)} · limit {format_number(finding.threshold)}",
+            style="bnscope.muted",
         )
-        name = Text(finding.rule, style="bnscope.title")
-        if finding.layer:
-            name.append("\n" + finding.layer, style="bnscope.layer")
-        detail = Text(finding.message)
-        if finding.value is not None:
-            detail.append(
-                f"\nvalue {format_number(finding.value)} · limit {format_number(finding.threshold)}",
-                style="bnscope.muted",
-            )
-        detail.append("\n→ " + finding.hint, style="bnscope.hint")
-        table.add_row(label, name, _steps_text(finding.step, finding.last_step), detail)
-    return table
+    detail.append("\n→ " + finding.hint, style="bnscope.hint")
+    return detail
+
+
+def _label(finding: Finding) -> Text:
+    return Text(
+        SEVERITY_LABEL[finding.severity], style=SEVERITY_STYLE[finding.severity]
+    )
+
+
+class FindingsView:
+    """The findings: a table, or stacked when the console is narrow.
+
+    Args:
+        findings: The findings, most severe first.
+    """
+
+    def __init__(self, findings: Iterable[Finding]):
+        self.findings = list(findings)
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        if not self.findings:
+            yield Text("No findings: nothing looks wrong.", style="bnscope.ok")
+        elif options.max_width < STACKED_FINDINGS_BELOW:
+            yield self._stacked()
+        else:
+            yield self._table()
+
+    def _table(self) -> Table:
+        table = Table(
+            show_header=True,
+            header_style="bnscope.title",
+            box=None,
+            pad_edge=False,
+            expand=True,
+            title="Findings",
+            title_justify="left",
+            title_style="bnscope.title",
+        )
+        table.add_column("", no_wrap=True, min_width=5)
+        table.add_column("finding", no_wrap=True, max_width=24, overflow="ellipsis")
+        table.add_column("steps", no_wrap=True, justify="right")
+        table.add_column("what and what to do", ratio=1)
+        for finding in self.findings:
+            name = Text(finding.rule, style="bnscope.title")
+            if finding.layer:
+                name.append("\n" + one_line(finding.layer), style="bnscope.layer")
+            steps = _steps_text(finding.step, finding.last_step)
+            table.add_row(_label(finding), name, steps, _detail(finding))
+        return table
+
+    def _stacked(self) -> Group:
+        parts: list[RenderableType] = [Text("Findings", style="bnscope.title")]
+        for finding in self.findings:
+            line = _label(finding)
+            line.append("  ")
+            line.append(finding.rule, style="bnscope.title")
+            if finding.layer:
+                line.append("  ")
+                line.append(one_line(finding.layer), style="bnscope.layer")
+            steps = _steps_text(finding.step, finding.last_step)
+            if steps:
+                line.append(f"  steps {steps}", style="bnscope.muted")
+            parts.extend([line, Padding(_detail(finding), (0, 0, 0, 2))])
+        return Group(*parts)
+
+
+def render_findings(findings: Iterable[Finding]) -> RenderableType:
+    """The findings, most severe first, laid out for the console's width."""
+    return FindingsView(findings)
 
 
 class LayerTable:
@@ -227,10 +282,20 @@ class LayerTable:
         kinds = [_kind(layer) for layer in layers]
         kind_width = min(max((len(kind) for kind in kinds), default=4), 16)
         show_kind = width >= 96
-        columns = 2 + (1 if show_kind else 0) + len(self.columns)
+        # A narrow console shortens the names to 12 and then shows the metric
+        # columns that fit whole (a value is 7 wide, plus a space) rather than
+        # cutting every number to an ellipsis.
+        needs = [max(_VALUE_WIDTH, len(title)) + 1 for title in self.columns]
+        room = width - depth_width - 1
+        name_width = min(name_width, max(12, room - sum(needs)))
+        shown = max(1, sum(1 for end in accumulate(needs) if name_width + end <= room))
+        cells_of = self._cells
+        titles = self.columns[:shown]
+        columns = 2 + (1 if show_kind else 0) + shown
         fixed = depth_width + name_width + (kind_width if show_kind else 0)
-        per_metric = (width - fixed - (columns - 1)) // len(self.columns)
-        spark = max(0, min(12, per_metric - 8))
+        per_metric = (width - fixed - (columns - 1)) // shown
+        spark = min(12, per_metric - 8)
+        spark = spark if spark >= 3 else 0  # a trend needs a few characters
         table = Table(
             box=None,
             pad_edge=False,
@@ -257,14 +322,17 @@ class LayerTable:
                 no_wrap=True,
                 style="bnscope.muted",
             )
-        for title in self.columns:
+        for title in titles:
             table.add_column(title, no_wrap=True)
         for layer, kind in zip(layers, kinds, strict=True):
-            head = [Text(str(layer.depth)), Text(layer.name)]
+            head = [Text(str(layer.depth)), Text(one_line(layer.name))]
             if show_kind:
                 head.append(Text(kind))
-            table.add_row(*head, *self._cells(layer, spark))
+            table.add_row(*head, *cells_of(layer, spark)[:shown])
         yield table
+        if shown < len(self.columns):
+            hidden = ", ".join(self.columns[shown:])
+            yield Text(f"(too narrow for: {hidden})", style="bnscope.muted")
 
 
 def render_layers(run: Run) -> RenderableType:
@@ -281,7 +349,7 @@ def render_notes(notes: Iterable[str]) -> RenderableType | None:
         if index:
             text.append("\n")
         text.append("note: ", style="bnscope.note")
-        text.append(note)
+        text.append(one_line(note))
     return text
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +23,11 @@ from bnscope.recording.train_tap import TrainFunctionTap, requested_training
 # With `every_n_steps=None`, probes are spaced so their process CPU time stays
 # within this fraction of training's (target: ≤ 3% overhead, docs/callback.md).
 DEFAULT_OVERHEAD_BUDGET = 0.01
+
+# The BNScope recording each model in a fit now, and that fit's `params`:
+# Keras hands every callback of one fit the same `params` dict, so a second
+# BNScope in the same fit is told apart from one left by a fit that raised.
+_RECORDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class BNScope(keras.callbacks.Callback):
@@ -152,6 +159,7 @@ class BNScope(keras.callbacks.Callback):
 
     # -- Keras hooks ---------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        self._claim_model()
         # Steps this callback already recorded for this model: loss scaling
         # skips steps without counting them in `optimizer.iterations`, and a
         # later fit must still append rather than rewrite those steps.
@@ -235,8 +243,44 @@ class BNScope(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.live.end_fit(self._step())
         self._cleanup()
+        entry = _RECORDING.get(self.model)
+        if entry is not None and entry[0]() is self:
+            del _RECORDING[self.model]
 
     # -- Internals -------------------------------------------------------------------
+    def _claim_model(self) -> None:
+        """Refuses a second model, or a second BNScope in one fit, clearly.
+
+        Either would silently lose data: two callbacks on one model fight over
+        its layer hooks and train function, and a second model's run would
+        replace the first's in `<log_dir>/bnscope/` (its steps start at 1).
+        """
+        model = self.model
+        if self.observer is not None and self.observer.model is not model:
+            raise ValueError(
+                f"This BNScope already recorded model {self.observer.model.name!r} "
+                f"to {self.observer.run_dir}; model {model.name!r} would replace "
+                "that run. Use one BNScope per model, each with its own log_dir, "
+                f"e.g. BNScope(log_dir={os.path.join(self.log_dir, model.name)!r})."
+            )
+        entry = _RECORDING.get(model)
+        other = entry[0]() if entry is not None else None
+        if other is not None and self.params and entry[1] is self.params:
+            # Undo the first one's instruments too: the fit stops here.
+            other._cleanup()
+            del _RECORDING[model]
+            which = (
+                "the same BNScope instance is passed twice"
+                if other is self
+                else f"two BNScope callbacks (log_dir={other.log_dir!r} and "
+                f"log_dir={self.log_dir!r}) are passed"
+            )
+            raise ValueError(
+                f"{which} to one fit of model {model.name!r}; only one could "
+                "record. Pass a single BNScope callback."
+            )
+        _RECORDING[model] = (weakref.ref(self), self.params)
+
     def _set_batch(self, batch: tuple) -> None:
         self._batch = batch
 

@@ -40,3 +40,16 @@ def test_bad_logdirs_raise_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(discovery, "_list_dir", denied)
     with pytest.raises(ReaderError, match="permission denied"):
         read_logdir(str(tmp_path))
+
+
+def test_logdir_run_and_a_bnscope_subfolder_get_distinct_names(tmp_path):
+    """Issue 14: both were named `bnscope` (seen failing)."""
+    top = tmp_path / "bnscope"
+    mlp_bn().write(top)
+    inner = mlp_bn()
+    inner.model_name = "inner"
+    inner.write(top / "bnscope")
+    logdir = read_logdir(str(top))
+    assert [run.name for run in logdir.runs] == [".", "bnscope"]
+    assert logdir.run("bnscope").model_name == "inner"
+    assert logdir.run(".").model_name == "mlp_bn"

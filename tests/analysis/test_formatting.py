@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bnscope.analysis.formatting import format_number, percent
+from bnscope.analysis.formatting import format_number, one_line, percent
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,8 @@ def test_format_number(value, text):
 def test_percent():
     assert percent(0.764) == "76%"
     assert percent(math.nan) == "nan"
+
+
+def test_one_line_escapes_control_characters():
+    assert one_line("a\nb\x1b[31mc\x7f") == "a\\x0ab\\x1b[31mc\\x7f"
+    assert one_line("dense_é / 批量") == "dense_é / 批量"

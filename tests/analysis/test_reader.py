@@ -246,3 +246,122 @@ def test_reader_never_imports_tensorflow(healthy):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("clean")
+
+
+# -- Hostile files (issue 14) -------------------------------------------------------
+
+
+def _summarize_json(
+    logdir, timeout: float = 120, **popen
+) -> subprocess.CompletedProcess:
+    """`bnscope summarize --json` in a subprocess: a hang fails, not blocks."""
+    return subprocess.run(
+        [sys.executable, "-m", "bnscope", "summarize", str(logdir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        **popen,
+    )
+
+
+def test_a_fifo_named_like_an_event_file_is_skipped_not_waited_on(healthy):
+    """Issue 14: `summarize` blocked forever opening the FIFO (seen hanging)."""
+    _, run_dir, _ = healthy
+    os.mkfifo(os.path.join(run_dir, "events.out.tfevents.1800000000.fifo"))
+    done = _summarize_json(os.path.dirname(run_dir))
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["steps"] == [0, 1000]
+    assert any("events.out.tfevents.1800000000.fifo" in n for n in run["notes"])
+    assert any("not a regular file (a FIFO)" in n for n in run["notes"])
+
+
+def test_a_link_to_dev_zero_is_skipped_and_the_healthy_file_kept(healthy):
+    """Issue 14: under `ulimit -v` the whole summarize died of MemoryError.
+
+    Without a limit it reads until memory runs out; with 2 GB of address
+    space it failed with "unexpected MemoryError" and lost the healthy file
+    of the same run (seen failing).
+    """
+    import resource
+
+    _, run_dir, _ = healthy
+    os.symlink("/dev/zero", os.path.join(run_dir, "events.out.tfevents.1800000000.z"))
+    limit = 2 << 30
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = _summarize_json(os.path.dirname(run_dir), preexec_fn=limit_memory)
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["steps"] == [0, 1000]
+    assert any("not a regular file (a character device)" in n for n in run["notes"])
+
+
+def test_a_directory_named_like_an_event_file_is_a_note(healthy):
+    _, run_dir, _ = healthy
+    os.symlink(run_dir, os.path.join(run_dir, "events.out.tfevents.1800000000.d"))
+    run = read_run(run_dir)
+    assert run.steps == (0, 1000)
+    assert run.stats.unreadable_files == ("events.out.tfevents.1800000000.d",)
+    assert "not a regular file (a directory)" in run.notes[0]
+
+
+def test_a_read_stops_at_the_size_the_file_had_when_opened(healthy, monkeypatch):
+    # A file that grows while it is read (training still writing) is read up
+    # to the size it had when opened: the rest is for the next read.
+    _, _, paths = healthy
+    size = os.path.getsize(paths[0])
+    real_fstat = os.fstat
+
+    def fstat_then_grow(descriptor):
+        info = real_fstat(descriptor)
+        with open(paths[0], "ab") as file:
+            file.write(b"\0" * 1000)
+        return info
+
+    monkeypatch.setattr(os, "fstat", fstat_then_grow)
+    assert len(reader._read_bytes(paths[0])) == size
+
+
+def test_plain_tf_summary_logs_are_not_a_bnscope_run(tmp_path):
+    """Issue 14: `loss/train` was taken for bnscope's `loss` ("0 layers").
+
+    A NaN in it then gave `ERROR nonfinite` and exit 1; now the logdir has no
+    bnscope data (exit 2). Before the fix this exited 1 (seen failing).
+    """
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(tmp_path / "train"))
+    with writer.as_default():
+        for step in range(5):
+            loss = float("nan") if step == 3 else 1.0 / (step + 1)
+            tf.summary.scalar("loss/train", loss, step=step)
+            tf.summary.scalar("accuracy/train", 0.5, step=step)
+    writer.close()
+    done = _summarize_json(tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith("bnscope: error: no bnscope data below")
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_run_without_metadata_is_read_from_its_tags_with_a_note(tmp_path):
+    # An older bnscope, or a metadata record lost to damage: unambiguous tags
+    # still make a bnscope run, and the report says what is missing.
+    mlp_bn().write(tmp_path / "bnscope", metadata=False)
+    (run,) = reader.read_logdir(str(tmp_path)).runs
+    assert run.metadata is None and len(run.layers) > 0
+    assert any("no bnscope metadata record" in note for note in run.notes)
+
+
+def test_a_metadata_record_makes_a_bnscope_run_without_scalars(tmp_path):
+    from bnscope.events.writer import metadata_summary
+    from bnscope.schema import RunMetadata
+
+    writer = EventFileWriter(str(tmp_path / "bnscope"))
+    writer.add_summary(metadata_summary(RunMetadata(batch_size=8)), 0)
+    writer.close()
+    (run,) = reader.read_logdir(str(tmp_path)).runs
+    assert run.metadata.batch_size == 8 and run.scalars == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from bnscope.cli.report import sparkline
 from tests.support.cli import run_cli
 from tests.support.synthetic_runs import mlp_bn
@@ -36,3 +38,25 @@ def test_sparkline():
     assert sparkline([1.0, float("nan")]) == "▁!"
     assert len(sparkline(range(100), width=10)) == 10
     assert sparkline([]) == ""
+
+
+def test_narrow_console_stacks_findings_and_drops_whole_columns(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.set_late("act_dead_frac", "activation", 0.9, start=0.3)
+    synthetic.write(tmp_path / "bnscope")
+    from bnscope.analysis.reader import read_logdir
+    from bnscope.analysis.summary import summarize
+    from bnscope.cli.report import render_reports
+    from bnscope.cli.theme import make_console
+
+    out = io.StringIO()
+    reports = [summarize(run) for run in read_logdir(str(tmp_path)).runs]
+    make_console(out, width=40).print(render_reports(reports))
+    text = out.getvalue()
+    assert "WARN  dead_relu  activation" in text  # one line, nothing cut
+    assert "  → lower the learning rate" in text
+    assert "(too narrow for: dead/sat, BN drift)" in text
+    layers = text.split("Layers")[1].split("(too narrow")[0]
+    assert "grad norm" in layers and "act std" in layers
+    assert "…" not in layers.replace("batch_norma…", "")  # names shorten, not values
+    assert max(len(line) for line in text.splitlines()) <= 40

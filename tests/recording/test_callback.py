@@ -219,11 +219,91 @@ def test_reused_across_fits_continues_the_step_counter(tmp_path):
         ({"every_n_steps": 0}, "Received: every_n_steps=0"),
         ({"overhead_budget": 2}, "Received: overhead_budget=2"),
         ({"histogram_every_n_probes": -1}, "Received: histogram_every_n_probes=-1"),
+        # Issue 14: these were a TypeError naming neither argument nor value
+        # in `fit`, a bare "'<' not supported", or silently full mode. Fixed
+        # on main, before these BNScope-level tests, by `recording/arguments.py`.
+        (
+            {"log_dir": None},
+            "`log_dir` must be a directory path.*Received: log_dir=None",
+        ),
+        ({"log_dir": 123}, "Received: log_dir=123"),
+        ({"overhead_budget": "x"}, "Received: overhead_budget='x'"),
+        ({"histogram_every_n_probes": "x"}, "Received: histogram_every_n_probes='x'"),
+        ({"every_n_steps": True}, "Received: every_n_steps=True"),
+        ({"every_n_steps": 2.5}, "Received: every_n_steps=2.5"),
     ],
 )
 def test_invalid_arguments_echo_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BNScope(**kwargs)
+
+
+def _fit(model, callbacks, epochs=1):
+    x, y = models.data()
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=callbacks)
+
+
+def _assert_uninstrumented(model):
+    assert not any(
+        "call" in layer.__dict__
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+    )
+
+
+@pytest.mark.parametrize("same_log_dir", [True, False])
+def test_two_bnscope_callbacks_on_one_fit_are_refused(tmp_path, same_log_dir):
+    """Issue 14: one of two recorded nothing (or no metadata), without a word.
+
+    Before the fix both were accepted (seen failing).
+    """
+    model = models.compiled(models.sequential)
+    first = BNScope(log_dir=str(tmp_path / "a"), every_n_steps=2)
+    second = BNScope(log_dir=str(tmp_path / ("a" if same_log_dir else "b")))
+    with pytest.raises(ValueError, match=r"two BNScope callbacks .* one fit"):
+        _fit(model, [first, second])
+    _assert_uninstrumented(model)
+    # The refused fit left nothing behind: one BNScope then records it all.
+    _fit(model, [first])
+    run = tmp_path / "a" / RUN
+    names = {layer["name"] for layer in eventdata.metadata(run)["layers"]}
+    assert len(names) == 5 and eventdata.tags_of(run, tags.ACT_STD) == names
+
+
+def test_one_instance_passed_twice_is_refused(tmp_path):
+    model = models.compiled(models.sequential)
+    callback = BNScope(log_dir=str(tmp_path), every_n_steps=2)
+    with pytest.raises(ValueError, match="same BNScope instance is passed twice"):
+        _fit(model, [callback, callback])
+    _assert_uninstrumented(model)
+
+
+def test_a_bnscope_left_by_a_fit_that_raised_does_not_block_the_next(tmp_path):
+    model = models.compiled(models.sequential)
+    x, y = models.data()
+    crashed = BNScope(log_dir=str(tmp_path / "a"), every_n_steps=2)
+    with pytest.raises(ValueError):
+        model.fit(x, y[:10], epochs=1, verbose=0, callbacks=[crashed])  # sizes differ
+    _fit(model, [BNScope(log_dir=str(tmp_path / "b"), every_n_steps=2)])
+    assert eventdata.tags_of(tmp_path / "b" / RUN, tags.ACT_STD)
+
+
+def test_one_instance_on_a_second_model_is_refused(tmp_path):
+    """Issue 14: model 2's file replaced model 1's run, with no warning.
+
+    Before the fix the second fit was accepted and the report showed model 2
+    from step 1 (seen failing).
+    """
+    callback = BNScope(log_dir=str(tmp_path), every_n_steps=2)
+    first = models.compiled(models.sequential)
+    _fit(first, [callback])
+    second = models.compiled(models.functional)
+    with pytest.raises(ValueError, match=f"already recorded model '{first.name}'"):
+        _fit(second, [callback])
+    _assert_uninstrumented(second)
+    assert eventdata.metadata(tmp_path / RUN)["model"]["name"] == first.name
+    assert len(os.listdir(tmp_path / RUN)) == 1
+    _fit(first, [callback])  # the same model again: the run goes on
+    assert len(os.listdir(tmp_path / RUN)) == 2
 
 
 def test_loss_fn_gives_gradients_for_a_custom_train_step(tmp_path):

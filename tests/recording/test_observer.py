@@ -176,3 +176,35 @@ def test_listeners_see_each_write_and_text_records_are_written(tmp_path):
     assert eventdata.texts(run, tags.FINDINGS_TAG) == [
         (4, "**bnscope findings at step 4**")
     ]
+
+
+def test_histograms_of_a_layer_that_overflows_are_written(tmp_path):
+    """Issue 14: inputs scaled x100 made the histogram op fail, and the whole
+    probe step was skipped. Here an `exponential` layer overflows to Inf on
+    every value of x100 inputs, and the next layer to NaN; with `strict=True`
+    the failure raised (seen failing)."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(
+                8, "exponential", kernel_initializer="ones", name="explodes"
+            ),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    x = 100 + np.random.default_rng(0).random((16, 4)).astype("float32")
+    x *= 100
+    y = np.zeros((16, 1), "float32")
+    with bnscope.Observer(model, str(tmp_path), strict=True) as observer:
+        result = observer.observe(1, x, y)
+    assert result.scalars[tags.ACT_NONFINITE.tag("explodes")] == 16 * 8
+    histogram = next(
+        value
+        for event in eventdata.events(os.path.join(str(tmp_path), RUN))
+        for value in event.summary.value
+        if value.tag == tags.ACT_HIST.tag("explodes")
+    )
+    counts = np.frombuffer(histogram.tensor.tensor_content, "<f8").reshape(-1, 3)
+    assert counts[:, 2].sum() == 0  # no finite value to count

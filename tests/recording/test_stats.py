@@ -193,3 +193,28 @@ def test_output_spread_is_the_largest_per_unit_spread_across_samples():
     )
     constant = values(targets.output_stats(np.ones((5, 1), "float32")))
     assert constant[tags.OUTPUT_SPREAD.name] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("row", "finite"),
+    [
+        ([np.inf, np.inf, -np.inf, np.nan], 0),  # a layer that overflowed
+        ([np.nan] * 4, 0),
+        ([-3e38, 3e38, 0.0, 1.0], 4),  # the span overflows float32
+        ([3e38, 3e38, 3e38, np.inf], 3),  # constant at the top of the range
+        ([1e30, 5e29, 0.0, -1e30], 4),
+    ],
+)
+def test_histograms_of_extreme_values_never_fail(row, finite):
+    """Issue 14: inputs scaled x100 made `bincount` fail ("Input arr must be
+    non-negative!") and the probe step was lost (seen failing on every row
+    here: a NaN bin index)."""
+    healthy = np.linspace(-1, 1, 4)
+    stacked = np.array([row, healthy], "float32")
+    edges, counts = activations.stacked_histograms(stacked, bins=5)
+    edges, counts = np.asarray(edges), np.asarray(counts)
+    assert counts[0].sum() == finite and counts[1].sum() == 4
+    assert np.isfinite(edges).all() and (np.diff(edges, axis=1) >= 0).all()
+    np.testing.assert_allclose(edges[1], np.linspace(-1, 1, 6), rtol=1e-6)
+    if finite == 0:
+        np.testing.assert_allclose(edges[0], np.linspace(0, 1, 6))

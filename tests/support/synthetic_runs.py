@@ -207,6 +207,7 @@ class SyntheticRun:
         files: int = 1,
         histograms: bool = True,
         metadata: bool = True,
+        metadata_text: str | None = None,
     ) -> list[str]:
         """Writes the run as event files in `run_dir` and returns their paths.
 
@@ -217,6 +218,8 @@ class SyntheticRun:
             histograms: Also write `act_hist` every 5 probes. Defaults to `True`.
             metadata: Write `bnscope/metadata` at the first probe. Defaults to
                 `True`.
+            metadata_text: Write this text as the metadata instead of the
+                run's own (e.g. malformed JSON). Defaults to `None`.
         """
         run_dir = os.fspath(run_dir)
         chunks = np.array_split(np.arange(len(self.steps)), files)
@@ -226,7 +229,10 @@ class SyntheticRun:
             for index in chunk:
                 step = self.steps[index]
                 if metadata and index == 0:
-                    writer.add_summary(metadata_summary(self.metadata()), step)
+                    summary = metadata_summary(self.metadata())
+                    if metadata_text is not None:
+                        summary.value[0].tensor.string_val[0] = metadata_text.encode()
+                    writer.add_summary(summary, step)
                 summary = scalars_summary(self.probe_values(index))
                 if histograms and index % 5 == 0:
                     for layer in self.layers:

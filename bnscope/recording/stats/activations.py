@@ -176,18 +176,28 @@ def grouped_histograms(outputs: list, bins: int = HISTOGRAM_BINS) -> list[tuple]
 
 
 def stacked_histograms(stacked, bins: int = HISTOGRAM_BINS):
-    """`[G, bins + 1]` edges and `[G, bins]` counts, one histogram per row."""
+    """`[G, bins + 1]` edges and `[G, bins]` counts, one histogram per row.
+
+    Only finite values are counted. A row without any (a layer that overflowed
+    to Inf/NaN) gets empty bins over `[0, 1]`; a constant row bins over
+    `[v, v + 1]`. The bin arithmetic runs in float64: the span of two float32
+    values (e.g. -3e38 to 3e38) can overflow float32, and a NaN bin index
+    would make `bincount` fail ("Input arr must be non-negative").
+    """
     x = tf.cast(stacked, tf.float32)
     flat = tf.reshape(x, (tf.shape(x)[0], -1))
     finite = tf.math.is_finite(flat)
+    any_finite = tf.reduce_any(finite, axis=1)
     inf = tf.fill(tf.shape(flat), float("inf"))
     low = tf.reduce_min(tf.where(finite, flat, inf), axis=1)
     high = tf.reduce_max(tf.where(finite, flat, -inf), axis=1)
-    high = tf.where(tf.greater(high, low), high, low + 1.0)
-    width = (high - low) / bins
-    index = tf.floor(
-        (tf.where(finite, flat, low[:, None]) - low[:, None]) / width[:, None]
+    low = tf.cast(tf.where(any_finite, low, tf.zeros_like(low)), tf.float64)
+    high = tf.cast(tf.where(any_finite, high, tf.zeros_like(high)), tf.float64)
+    width = tf.where(
+        tf.greater(high, low), (high - low) / bins, tf.ones_like(low) / bins
     )
+    values = tf.cast(tf.where(finite, flat, tf.zeros_like(flat)), tf.float64)
+    index = tf.floor((values - low[:, None]) / width[:, None])
     index = tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
     rows = tf.shape(flat)[0]
     # One bincount for all rows: row g's bins are shifted by g * bins.
@@ -198,8 +208,8 @@ def stacked_histograms(stacked, bins: int = HISTOGRAM_BINS):
         minlength=rows * bins,
         maxlength=rows * bins,
     )
-    edges = low[:, None] + width[:, None] * tf.range(bins + 1, dtype=tf.float32)
-    return edges, tf.reshape(counts, (rows, bins))
+    edges = low[:, None] + width[:, None] * tf.range(bins + 1, dtype=tf.float64)
+    return tf.cast(edges, tf.float32), tf.reshape(counts, (rows, bins))
 
 
 def input_stats(inputs) -> dict:
