@@ -75,6 +75,15 @@ class LayerMeta:
         use_bias: Whether it adds a bias.
         inputs_from: The observed layers whose outputs it reads directly.
         normalization: Normalization settings, for normalization layers.
+        reads_inputs: The model inputs it reads directly (through dtype casts
+            and reshapes at most).
+        reads_ops: Types of the raw (non-layer) ops it reads, e.g.
+            `("AddV2",)` for `ReLU(6.0)(x + 3.0)`: TensorFlow op type names.
+        reads_ops_from: The layers and model inputs behind those ops.
+        kernel_size: Convolutions: the kernel size.
+        padding: Convolutions and pooling: `"valid"` or `"same"`.
+        role: The part it plays inside a composite Keras layer, e.g.
+            `"attention_key"` for MultiHeadAttention's key projection.
     """
 
     name: str
@@ -86,6 +95,12 @@ class LayerMeta:
     use_bias: bool | None = None
     inputs_from: tuple[str, ...] = ()
     normalization: NormalizationMeta | None = None
+    reads_inputs: tuple[str, ...] = ()
+    reads_ops: tuple[str, ...] = ()
+    reads_ops_from: tuple[str, ...] = ()
+    kernel_size: tuple[int, ...] = ()
+    padding: str | None = None
+    role: str | None = None
 
     @property
     def normalization_kind(self) -> str | None:
@@ -345,6 +360,12 @@ _CONVERTERS: dict[type, dict[str, Callable]] = {
         "use_bias": _OPT_BOOL,
         "inputs_from": _str_tuple,
         "normalization": _nested(NormalizationMeta),
+        "reads_inputs": _str_tuple,
+        "reads_ops": _str_tuple,
+        "reads_ops_from": _str_tuple,
+        "kernel_size": _int_tuple,
+        "padding": _OPT_STR,
+        "role": _OPT_STR,
     },
     InputMeta: {"name": _OPT_STR, "dtype": _OPT_STR},
     OutputMeta: {"name": _OPT_STR, "classifier": _OPT_BOOL},

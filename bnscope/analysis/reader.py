@@ -32,7 +32,7 @@ from bnscope.analysis.discovery import (
     reason,
     run_name,
 )
-from bnscope.analysis.runs import Logdir, ReadStats, Run, Series
+from bnscope.analysis.runs import Fit, Logdir, ReadStats, Run, Series
 from bnscope.events.decoding import (
     SummaryTemplate,
     event_summary_span,
@@ -72,7 +72,8 @@ class _Layout:
 class _Accumulator:
     layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict)
     templates: dict[int, list[SummaryTemplate]] = field(default_factory=dict)
-    metadata: tuple[int, str] | None = None  # (sequence, json text)
+    # One per fit: (sequence, step, file index, json text).
+    metadata: list[tuple[int, int, int, str]] = field(default_factory=list)
     sequence: int = 0
     file_min_steps: list[float] = field(default_factory=list)
     records: int = 0
@@ -167,7 +168,7 @@ def _decode_file(
                 tensor = values[layout.metadata_position].tensor
                 if tensor.string_val:
                     text = tensor.string_val[0].decode("utf-8", "replace")
-                    acc.metadata = (acc.sequence, text)
+                    acc.metadata.append((acc.sequence, step, file_index, text))
             if not layout.scalar_positions:
                 continue
             if layout.fast:
@@ -237,6 +238,29 @@ def _merge_series(acc: _Accumulator) -> dict[str, Series]:
     return scalars
 
 
+def _fits(acc: _Accumulator, notes: list[str]) -> tuple[Fit, ...]:
+    """Each fit's metadata with the step it was written at, in training order.
+
+    The callback writes the metadata at the first probe of every `fit`. A
+    record that a later file supersedes (training resumed from an earlier
+    step) is dropped with the steps it described; identical texts (the same
+    setup fitted again) are parsed once.
+    """
+    mins = acc.file_min_steps
+    parsed: dict[str, RunMetadata | None] = {}
+    fits: list[Fit] = []
+    for _, step, file_index, text in sorted(acc.metadata):
+        later = [m for m in mins[file_index + 1 :] if m <= step]
+        if later:
+            continue
+        if text not in parsed:
+            parsed[text] = RunMetadata.loads(text, notes)
+        if parsed[text] is not None:
+            fits.append(Fit(step=int(step), metadata=parsed[text]))
+    fits.sort(key=lambda fit: fit.step)
+    return tuple(fits)
+
+
 def read_run(run_dir: str, name: str | None = None) -> Run:
     """Reads and merges every event file of one run directory.
 
@@ -287,9 +311,8 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
     if acc.undecodable:
         notes.append(f"skipped {acc.undecodable} records that are not Event protos")
     scalars = _merge_series(acc)
-    metadata = None
-    if acc.metadata is not None:
-        metadata = RunMetadata.loads(acc.metadata[1], notes)
+    fits = _fits(acc, notes)
+    metadata = fits[-1].metadata if fits else None
     stats = ReadStats(
         files=len(files),
         records=acc.records,
@@ -308,7 +331,8 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
         scalars=scalars,
         metadata=metadata,
         stats=stats,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
+        fits=fits,
     )
 
 

@@ -62,6 +62,19 @@ class ReadStats:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """One `fit` (or one observer) that wrote to a run, and its metadata.
+
+    Args:
+        step: The step its metadata was written at (its first probe).
+        metadata: The run metadata as that fit saw the model.
+    """
+
+    step: int
+    metadata: RunMetadata
+
+
+@dataclass(frozen=True)
 class Run:
     """Everything bnscope recorded in one run.
 
@@ -75,6 +88,8 @@ class Run:
         layers: Observed layers in depth (call) order. Defaults to the
             metadata's, or without metadata to the layers in the order their
             tags first appear.
+        fits: Every fit's metadata with its first step, in training order
+            (`metadata` is the last one's); see `bnscope.analysis.segments`.
 
     Example:
 
@@ -94,6 +109,7 @@ class Run:
     stats: ReadStats = field(default_factory=ReadStats)
     notes: tuple[str, ...] = ()
     layers: tuple[LayerMeta, ...] | None = None
+    fits: tuple[Fit, ...] = ()
     _index: dict[str, dict[str, Series]] = field(init=False, repr=False, compare=False)
     _layers_by_name: dict[str, LayerMeta] = field(init=False, repr=False, compare=False)
     # VARIABLE metrics by layer: metric -> layer -> [(variable, series)].

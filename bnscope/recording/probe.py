@@ -116,7 +116,8 @@ class Probe:
         scale = self._loss_scale()
         with keras.StatelessScope(state_mapping=state):
             with tf.GradientTape(persistent=scale is not None) as tape:
-                with self.hooks.recording() as train:
+                inputs = dict(zip(self._input_names(x), tree.flatten(x)))
+                with self.hooks.recording(inputs=inputs) as train:
                     y_pred = model(x, training=True)
                 try:
                     loss = self.loss_fn(x, y, y_pred, sample_weight)

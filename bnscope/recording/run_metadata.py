@@ -45,6 +45,7 @@ def build(
         epochs: As `fit` was told. Defaults to `None`.
     """
     layers = []
+    roles = layer_info.roles(model)
     for depth, call in enumerate(info.calls):
         layer = call.layer
         normalization = layer_info.normalization_meta(layer)
@@ -65,6 +66,12 @@ def build(
                 use_bias=layer_info.uses_bias(layer),
                 inputs_from=tuple(call.inputs_from),
                 normalization=normalization,
+                reads_inputs=tuple(call.reads_inputs),
+                reads_ops=tuple(call.reads_ops),
+                reads_ops_from=tuple(call.reads_ops_from),
+                kernel_size=layer_info.kernel_size(layer),
+                padding=layer_info.padding(layer),
+                role=roles.get(id(layer)),
             )
         )
     return schema.RunMetadata(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -88,17 +86,31 @@ def test_unnormalized_input_explains_large_first_layer_gradient(tmp_path):
     assert "exploding_gradient" not in rules
 
 
-def test_integer_inputs_are_not_unnormalized(tmp_path):
-    synthetic = SICK_RUNS["unnormalized_input"]()
-    metadata = synthetic.metadata
+def _with_input_dtype(synthetic, dtype):
+    synthetic.input_dtype = dtype
+    return synthetic
 
-    def with_int_input():
-        data = metadata()
-        first = dataclasses.replace(data.inputs[0], dtype="int32")
-        return dataclasses.replace(data, inputs=(first, *data.inputs[1:]))
 
-    synthetic.metadata = with_int_input
+def test_raw_integer_images_are_unnormalized(tmp_path):
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "uint8")
+    (finding,) = RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path))
+    assert "raw uint8 data" in finding.message and "0–255" in finding.message
+    assert "Rescaling(1/255)" in finding.hint
+
+
+def test_integer_ids_into_an_embedding_are_not_unnormalized(tmp_path):
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "int32")
+    synthetic.layers[0].class_name = "Embedding"
     assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+
+
+def test_metadata_without_the_input_path_falls_back_to_first_layers(tmp_path):
+    # Metadata written before `reads_inputs` existed: integer inputs are ids.
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "int32")
+    synthetic.layers[0].reads_inputs = ()
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+    synthetic.input_dtype = "float32"
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path / "f"))
 
 
 def test_single_noisy_probe_is_not_a_trend(tmp_path):

@@ -49,6 +49,12 @@ class SyntheticLayer:
     inputs_from: tuple[str, ...] = ()
     normalization: dict[str, Any] | None = None
     variables: tuple[str, ...] = ()
+    reads_inputs: tuple[str, ...] = ()
+    reads_ops: tuple[str, ...] = ()
+    reads_ops_from: tuple[str, ...] = ()
+    kernel_size: tuple[int, ...] = ()
+    padding: str | None = None
+    role: str | None = None
 
     def as_metadata(self, depth: int) -> schema.LayerMeta:
         normalization = self.normalization
@@ -66,10 +72,17 @@ class SyntheticLayer:
                 if normalization is None
                 else schema.NormalizationMeta(**normalization)
             ),
+            reads_inputs=tuple(self.reads_inputs),
+            reads_ops=tuple(self.reads_ops),
+            reads_ops_from=tuple(self.reads_ops_from),
+            kernel_size=tuple(self.kernel_size),
+            padding=self.padding,
+            role=self.role,
         )
 
 
 def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias=False):
+    """A Dense layer; one that reads no layer reads the model input."""
     params = units_in * units + (units if bias else 0)
     variables = ("kernel", "bias") if bias else ("kernel",)
     return SyntheticLayer(
@@ -82,6 +95,7 @@ def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias
         tuple(inputs_from),
         None,
         variables,
+        reads_inputs=() if inputs_from else ("input_layer",),
     )
 
 
@@ -143,6 +157,8 @@ class SyntheticRun:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: tuple[str, ...] = ("input_layer",)
     outputs: tuple[tuple[str, bool], ...] = (("output_0", True),)
+    optimizer: tuple[str, float | None] = ("Adam", 0.001)
+    input_dtype: str = "float32"
 
     @property
     def progress(self) -> np.ndarray:
@@ -181,9 +197,11 @@ class SyntheticRun:
             model=schema.ModelMeta(self.model_name, "Sequential", 0),
             batch_size=self.batch_size,
             steps_per_epoch=50,
-            optimizer=schema.OptimizerMeta("Adam", 0.001),
+            optimizer=schema.OptimizerMeta(*self.optimizer),
             config={"every_n_steps": 50, "histogram_every_n_probes": 5},
-            inputs=tuple(schema.InputMeta(name, "float32") for name in self.inputs),
+            inputs=tuple(
+                schema.InputMeta(name, self.input_dtype) for name in self.inputs
+            ),
             outputs=tuple(schema.OutputMeta(n, c) for n, c in self.outputs),
             layers=tuple(layer.as_metadata(d) for d, layer in enumerate(self.layers)),
         )
@@ -448,7 +466,12 @@ def _nonfinite() -> SyntheticRun:
 
 
 def _unnormalized_input() -> SyntheticRun:
+    # Raw pixels into a model whose first Dense has a ReLU (no BN right after
+    # it to divide the scale out again).
     run = mlp_bn()
+    run.layers[0] = dense("dense", (), activation="relu")
+    run.layers[1].inputs_from = ("dense",)
+    _fill_healthy(run)
     run.set("input_mean", "input_layer", 120.0, noise=0.02)
     run.set("input_std", "input_layer", 70.0, noise=0.02)
     run.set("input_min", "input_layer", 0.0)
@@ -479,6 +502,35 @@ def _bn_ema_not_converged() -> SyntheticRun:
     return mlp_bn(momentum=0.999)
 
 
+def _not_learning() -> SyntheticRun:
+    run = mlp_bn()
+    run.set("loss", "model", 2.3026, noise=0.001)  # ln(10), chance, throughout
+    return run
+
+
+def _learning_rate() -> SyntheticRun:
+    # SGD at 1e-6: weights move ~1e-7 of their norm per 50-step interval.
+    run = _not_learning()
+    run.optimizer = ("SGD", 1e-6)
+    for layer in run.layers:
+        if layer.variables:
+            run.set("update_ratio", layer.name, 5e-7, noise=0.1)
+    return run
+
+
+def _exploding_activation() -> SyntheticRun:
+    # A deep ReLU stack initialized far too large: each layer multiplies the
+    # scale by ~10 (the depth ratio of gradients stays near 1).
+    run = plain_mlp(depth=6, activation="relu")
+    for index, layer in enumerate(run.layers):
+        run.set("act_std", layer.name, 2.0 * 10.0**index, noise=0.05)
+        run.set("act_max", layer.name, 8.0 * 10.0**index, noise=0.05)
+        run.set("grad_norm", layer.name, 3e5, noise=0.1)
+    run.set("loss", "model", 4e5, noise=0.2)
+    run.set("grad_global_norm", "model", 1e6, noise=0.1)
+    return run
+
+
 SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
     "vanishing_gradient": _vanishing,
     "exploding_gradient": _exploding,
@@ -493,6 +545,9 @@ SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
     "dropout_before_bn": _dropout_before_bn,
     "bn_mode_override": _bn_mode_override,
     "bn_ema_not_converged": _bn_ema_not_converged,
+    "not_learning": _not_learning,
+    "learning_rate": _learning_rate,
+    "exploding_activation": _exploding_activation,
 }
 """Rule id → a run on which that rule (at least) must fire."""
 

@@ -14,11 +14,11 @@ from bnscope.analysis.rules.base import (
     Finding,
     Rule,
     align,
-    feeds_only_batch_norm,
     gradient_layers,
     persistent,
 )
 from bnscope.analysis.rules.inputs import unnormalized_inputs
+from bnscope.analysis.rules.model_graph import ModelGraph
 from bnscope.analysis.runs import Run
 
 # AUTOTRAINER (Zhang et al., ICSE 2021), utils/monitor.py `gradient_issue`:
@@ -36,14 +36,35 @@ NEAR_ZERO_NORM = 1e-7
 # healthy runs shrink or stay within a few x).
 GROWTH_FACTOR = 100.0
 
-_VANISHING_HINT = (
-    "add BatchNormalization before the activations, use ReLU instead of "
-    "sigmoid/tanh with He initialization, or add residual connections"
-)
-_EXPLODING_HINT = (
-    "lower the learning rate, clip gradients (e.g. `clipnorm=1.0` on the "
-    "optimizer), or add BatchNormalization"
-)
+
+def vanishing_hint(graph: ModelGraph) -> str:
+    """The fixes for vanishing gradients this model does not use yet."""
+    fixes = []
+    if not graph.normalized:
+        fixes.append("add BatchNormalization before the activations")
+    if graph.saturating_hidden:
+        fixes.append("use ReLU instead of sigmoid/tanh with He initialization")
+    if not graph.residual:
+        fixes.append("add residual connections")
+    if not fixes:
+        return (
+            "the model already normalizes, avoids saturating activations and has "
+            "skip connections: look for dead or saturated units and check the "
+            "learning rate"
+        )
+    return _either(fixes)
+
+
+def exploding_hint(graph: ModelGraph) -> str:
+    """The fixes for exploding gradients, normalization only if it is missing."""
+    fixes = ["lower the learning rate", "clip gradients (`clipnorm=1.0`)"]
+    if not graph.normalized:
+        fixes.append("add BatchNormalization")
+    return _either(fixes)
+
+
+def _either(fixes: list[str]) -> str:
+    return fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + " or " + fixes[-1]
 
 
 def _ratio_episodes(run: Run, below: bool) -> Iterator[tuple]:
@@ -69,6 +90,8 @@ def _ratio_episodes(run: Run, below: bool) -> Iterator[tuple]:
 
 
 def check_vanishing(rule: Rule, run: Run) -> Iterator[Finding]:
+    graph = ModelGraph(run)
+    hint = vanishing_hint(graph)
     flagged: set[str] = set()
     for first, last, episode, first_norm in _ratio_episodes(run, below=True):
         flagged.add(first.name)
@@ -80,12 +103,12 @@ def check_vanishing(rule: Rule, run: Run) -> Iterator[Finding]:
                 f"gradient of first layer {first.name} is {format_number(episode.value)}x that "
                 f"of last layer {last.name} (norm {format_number(first_norm)})"
             ),
-            hint=_VANISHING_HINT,
+            hint=hint,
         )
     for layer in run.layers:
         if layer.name in flagged or layer.trainable is False:
             continue
-        for variable, series in _gradient_series(run, layer):
+        for variable, series in _gradient_series(graph, layer):
             episode = persistent(
                 series.steps, series.values < NEAR_ZERO_NORM, series.values
             )
@@ -100,24 +123,32 @@ def check_vanishing(rule: Rule, run: Run) -> Iterator[Finding]:
                     f"gradient of {what} is near zero "
                     f"(L2 norm {format_number(episode.value)})"
                 ),
-                hint=_VANISHING_HINT,
+                what="gradient is near zero (L2 norm < 1e-7)",
+                hint=hint,
             )
             break
 
 
-def _gradient_series(run: Run, layer):
-    """The layer's gradient norm, then its variables' (structural zeros left out)."""
+def _gradient_series(graph: ModelGraph, layer):
+    """The layer's gradient norm, then its variables' (structural zeros left out).
+
+    A parameter cancelled by construction (a bias or β before BN through
+    linear layers, attention's key bias) has a zero gradient whatever the
+    training does: it is not a vanishing gradient (see `bias_before_bn`).
+    """
+    run = graph.run
+    variables = run.variables(tags.GRAD_VAR_NORM, layer.name)
+    cancelled = {v for v, _ in variables if (layer.name, v) in graph.cancelled}
     whole = run.series(tags.GRAD_NORM, layer.name)
-    if whole is not None:
+    if whole is not None and not (variables and len(cancelled) == len(variables)):
         yield None, whole
-    structural_bias = layer.use_bias and feeds_only_batch_norm(run, layer)
-    for variable, series in run.variables(tags.GRAD_VAR_NORM, layer.name):
-        if structural_bias and variable == "bias":
-            continue  # exactly zero by construction: see `bias_before_bn`
-        yield variable, series
+    for variable, series in variables:
+        if variable not in cancelled:
+            yield variable, series
 
 
 def check_exploding(rule: Rule, run: Run) -> Iterator[Finding]:
+    hint = exploding_hint(ModelGraph(run))
     # Raw inputs scale the first layer's gradient: an input problem, reported
     # by `unnormalized_input`, not an explosion.
     if not unnormalized_inputs(run):
@@ -131,7 +162,7 @@ def check_exploding(rule: Rule, run: Run) -> Iterator[Finding]:
                     f"gradient of first layer {first.name} is {format_number(episode.value)}x "
                     f"that of last layer {last.name}"
                 ),
-                hint=_EXPLODING_HINT,
+                hint=hint,
             )
     total = run.series(tags.GRAD_GLOBAL_NORM, tags.MODEL_SUBJECT)
     if total is None or len(total) < 4:
@@ -151,7 +182,7 @@ def check_exploding(rule: Rule, run: Run) -> Iterator[Finding]:
                 f"global gradient norm grew {format_number(episode.value)}x since the first "
                 "probes"
             ),
-            hint=_EXPLODING_HINT,
+            hint=hint,
         )
 
 
