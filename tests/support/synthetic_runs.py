@@ -17,6 +17,7 @@ SICK_RUNS["dead_relu"]().write(tmp_path / "sick" / "bnscope")
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from collections.abc import Callable, Iterable
@@ -159,6 +160,10 @@ class SyntheticRun:
     outputs: tuple[tuple[str, bool], ...] = (("output_0", True),)
     optimizer: tuple[str, float | None] = ("Adam", 0.001)
     input_dtype: str = "float32"
+    # Probe index -> how the metadata of a later `fit` starting there differs.
+    refits: dict[int, Callable[[schema.RunMetadata], schema.RunMetadata]] = field(
+        default_factory=dict
+    )
 
     @property
     def progress(self) -> np.ndarray:
@@ -235,6 +240,9 @@ class SyntheticRun:
                 step = self.steps[index]
                 if metadata and index == 0:
                     writer.add_summary(metadata_summary(self.metadata()), step)
+                if metadata and index in self.refits:
+                    refit = self.refits[index](self.metadata())
+                    writer.add_summary(metadata_summary(refit), step)
                 summary = scalars_summary(self.probe_values(index))
                 if histograms and index % 5 == 0:
                     for layer in self.layers:
@@ -528,6 +536,50 @@ def _exploding_activation() -> SyntheticRun:
         run.set("grad_norm", layer.name, 3e5, noise=0.1)
     run.set("loss", "model", 4e5, noise=0.2)
     run.set("grad_global_norm", "model", 1e6, noise=0.1)
+    return run
+
+
+def fine_tuning(split: int = 10) -> SyntheticRun:
+    """The Keras fine-tuning recipe in two fits of one run.
+
+    Fit 1 (probes before `split`) trains a head on a frozen base whose BN
+    statistics do not describe the new data; fit 2 unfreezes the base, calls
+    it with `training=False`, and Keras 3 overrides that (its BN layers run in
+    training mode and their moving statistics move).
+    """
+    run = mlp_bn()
+    bn_names = ("batch_normalization", "batch_normalization_1")
+    frozen = np.asarray(run.steps) < run.steps[split]
+    for name in bn_names:
+        layer = run.layer(name)
+        layer.trainable = False
+        layer.normalization["training_mode"] = False
+        layer.normalization["requested_training"] = False
+        run.set("bn_log_var_ratio", name, np.where(frozen, 1.4, 0.05), noise=0.05)
+        run.set("bn_moving_change", name, np.where(frozen, 0.0, 0.01))
+        run.set("bn_training_mode", name, np.where(frozen, 0.0, 1.0))
+        # EMA progress counts the steps since BN started learning, in fit 2.
+        progress = (np.asarray(run.steps) - run.steps[split]) / 100.0
+        run.set("bn_ema_progress", name, np.where(frozen, 0.0, progress + 10.0))
+
+    def unfrozen(metadata: schema.RunMetadata) -> schema.RunMetadata:
+        layers = []
+        for layer in metadata.layers:
+            if layer.name in bn_names:
+                normalization = dataclasses.replace(
+                    layer.normalization, training_mode=True
+                )
+                layer = dataclasses.replace(
+                    layer, trainable=True, normalization=normalization
+                )
+            layers.append(layer)
+        return dataclasses.replace(
+            metadata,
+            layers=tuple(layers),
+            optimizer=schema.OptimizerMeta("Adam", 1e-5),
+        )
+
+    run.refits[split] = unfrozen
     return run
 
 
