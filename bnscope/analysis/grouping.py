@@ -46,11 +46,11 @@ def group(findings: Iterable[Finding], run: Run) -> tuple[Finding, ...]:
         first member.
     """
     groups: dict[tuple, list[Finding]] = {}
-    for finding in findings:
+    for index, finding in enumerate(findings):
         key = (
             (*finding.cause_key, finding.segments)
             if finding.layer is not None and finding.what is not None
-            else (id(finding),)
+            else (index,)  # a finding without a cause phrase stands alone
         )
         groups.setdefault(key, []).append(finding)
     return tuple(_merge(members, run) for members in groups.values())

@@ -148,7 +148,7 @@ class ModelGraph:
         rules then fall back to treating layers without `inputs_from` as the
         first layers.
         """
-        return any(layer.reads_inputs for layer in self.layers)
+        return any(layer.reads_inputs or layer.reads_ops_from for layer in self.layers)
 
     # -- The input path ----------------------------------------------------------
     def input_readers(self, name: str) -> tuple[list[LayerMeta], bool]:
