@@ -229,32 +229,39 @@ class _FindingBlock:
         if self.indent:
             table.add_column(width=self.indent - 1, no_wrap=True)
         table.add_column(width=5, no_wrap=True)
-        table.add_column(ratio=1)
+        table.add_column()
         head = Text(finding.rule, style="bnscope.title")
         where = _where(finding, self.report)
         if where:
             head.append(f" · {where}", style="bnscope.muted")
-        body = Text(finding.message)
-        if finding.value is not None and (
-            self.verbose or finding.threshold is not None
-        ):
+        body: list[RenderableType] = [Text(finding.message)]
+        if finding.value is not None:
             body.append(
-                f"\nvalue {format_number(finding.value)} · limit "
-                f"{format_number(finding.threshold)}",
-                style="bnscope.muted",
+                Text(
+                    f"value {format_number(finding.value)} · limit "
+                    f"{format_number(finding.threshold)}",
+                    style="bnscope.muted",
+                )
             )
         if self.verbose and len(finding.layers) > 1:
+            details = Table.grid(padding=(0, 1))
+            details.add_column(no_wrap=True, style="bnscope.layer")
+            details.add_column(style="bnscope.muted")
             for detail in finding.layers:
-                body.append(f"\n  {detail.layer}: ", style="bnscope.layer")
-                body.append(detail.message, style="bnscope.muted")
+                details.add_row(detail.layer, detail.message)
+            body.append(details)
         if self.show_hint:
-            body.append("\n→ " + finding.hint, style="bnscope.hint")
+            hint = Table.grid(padding=(0, 1))
+            hint.add_column(no_wrap=True, style="bnscope.hint")
+            hint.add_column(style="bnscope.hint")
+            hint.add_row("→", finding.hint)
+            body.append(hint)
         label = Text(
             SEVERITY_LABEL[finding.severity], style=SEVERITY_STYLE[finding.severity]
         )
         lead = [Text("↳", style="bnscope.muted")] if self.indent else []
         table.add_row(*lead, label, head)
-        table.add_row(*([Text("")] if self.indent else []), Text(""), body)
+        table.add_row(*([Text("")] if self.indent else []), Text(""), Group(*body))
         yield table
 
 

@@ -35,7 +35,7 @@ def test_json_v1(logs):
     assert data["version"] == 1
     assert [run["run"] for run in data["runs"]] == ["healthy/bnscope", "sick/bnscope"]
     healthy, sick = data["runs"]
-    assert set(healthy) == {"run", "steps", "layers", "findings", "notes"}
+    assert set(healthy) >= {"run", "steps", "layers", "findings", "notes"}
     assert healthy["steps"] == [0, 1000] and healthy["findings"] == []
     assert healthy["layers"][0] == "dense"
     (finding,) = sick["findings"]
@@ -49,6 +49,18 @@ def test_json_v1(logs):
         "threshold": 0.0,
         "message": finding["message"],
         "hint": finding["hint"],
+        # Added within version 1: per-layer detail, fits, the likely cause.
+        "layers": [
+            {
+                "layer": "dense_1",
+                "step": 600,
+                "last_step": 1000,
+                "value": 64.0,
+                "message": finding["message"],
+            }
+        ],
+        "segments": [],
+        "caused_by": None,
     }
 
 
