@@ -21,9 +21,9 @@ from bnscope.analysis.runs import Run
 
 # Evidence a model should have learned something: the run starts at the
 # beginning of training (its first probe within the first steps), spans at
-# least this many steps and probes (bnscope's choice: Adam at its default
-# rate lowers the loss of a batch it trains on by far more than 2% within 100
-# steps on every model in examples/ and benchmarks/false_alarms.py).
+# least this many steps and probes (bnscope's choice: every healthy variant
+# in examples/, with SGD or Adam, lowers the loss of a batch it trains on by
+# 38-96% within 100 steps; the deep sigmoid MLP that does not learn, 0%).
 FRESH_STEP = 10
 MIN_STEPS = 100
 MIN_PROBES = 5
@@ -36,8 +36,9 @@ NEVER_BELOW_FRACTION = 0.02
 # ratio should be somewhere around 1e-3. If it is lower than this then the
 # learning rate might be too low. If it is higher then the learning rate is
 # likely too high." (A. Karpathy, CS231n notes, Neural Networks Part 3,
-# "Ratio of weights:updates"). bnscope flags 100x off either way, and only
-# while the loss does not fall: a rate far off that still trains is no bug.
+# "Ratio of weights:updates"). bnscope flags 100x off either way (every
+# variant in examples/ measures 8e-4 to 3e-2 per step), and only while the
+# loss does not fall: a rate far off that still trains is no bug.
 UPDATE_RATIO_RULE_OF_THUMB = 1e-3
 UPDATE_RATIO_LOW = UPDATE_RATIO_RULE_OF_THUMB / 100
 UPDATE_RATIO_HIGH = UPDATE_RATIO_RULE_OF_THUMB * 100
