@@ -27,6 +27,9 @@ RMS = "rms"
 OTHER = "other"
 NORMALIZATION_KINDS = (BATCH, LAYER, GROUP, RMS, OTHER)
 
+# A static tensor shape: `None` for a dimension unknown when traced.
+Shape = tuple[int | None, ...]
+
 
 @dataclass(frozen=True)
 class NormalizationMeta:
@@ -75,6 +78,10 @@ class LayerMeta:
         use_bias: Whether it adds a bias.
         inputs_from: The observed layers whose outputs it reads directly.
         normalization: Normalization settings, for normalization layers.
+        input_shape: Static shape of its (first) input in the probe's trace,
+            batch axis included (`None` for an unknown dimension).
+        data_format: `"channels_last"` or `"channels_first"` for layers that
+            have one (convolutions, pooling, ...).
         reads_inputs: The model inputs it reads directly (through dtype casts
             and reshapes at most).
         reads_ops: Types of the raw (non-layer) ops it reads, e.g.
@@ -95,6 +102,8 @@ class LayerMeta:
     use_bias: bool | None = None
     inputs_from: tuple[str, ...] = ()
     normalization: NormalizationMeta | None = None
+    input_shape: Shape | None = None
+    data_format: str | None = None
     reads_inputs: tuple[str, ...] = ()
     reads_ops: tuple[str, ...] = ()
     reads_ops_from: tuple[str, ...] = ()
@@ -121,10 +130,41 @@ class InputMeta:
 
 @dataclass(frozen=True)
 class OutputMeta:
-    """A model output, and whether it looks like a classifier `(batch, classes)`."""
+    """A model output, what produces it, the loss that scores it and its targets.
+
+    Args:
+        name: The output's name (the subject of its `gap_*`, `target_*` and
+            `output_*` tags).
+        classifier: Whether it looks like a classifier `(batch, classes)`.
+        layer: The observed layer whose output it is, if known.
+        activation: That layer's activation (`"softmax"`, `"linear"`, ...), or
+            the activation op producing the output; `None` if unknown.
+        shape: Static shape of the output, batch axis included.
+        loss: The compiled loss of this output, as its Keras function name
+            (`"binary_crossentropy"`, `"mean_squared_error"`, ...), or the
+            name of a custom loss.
+        from_logits: The loss's `from_logits` (`False` for string losses),
+            `None` if it has none.
+        target_dtype: The dtype of its targets on the probe batch.
+        target_shape: The static shape of those targets.
+    """
 
     name: str
     classifier: bool | None = None
+    layer: str | None = None
+    activation: str | None = None
+    shape: Shape | None = None
+    loss: str | None = None
+    from_logits: bool | None = None
+    target_dtype: str | None = None
+    target_shape: Shape | None = None
+
+    @property
+    def units(self) -> int | None:
+        """Size of the last axis (1 for a `(batch,)` output), if known."""
+        if self.shape is None:
+            return None
+        return 1 if len(self.shape) < 2 else self.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -222,6 +262,12 @@ class RunMetadata:
                 return layer
         return None
 
+    def output(self, name: str) -> OutputMeta | None:
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        return None
+
 
 # -- JSON encoding ----------------------------------------------------------------
 # Python field names are the JSON keys, except where JSON keeps its own name.
@@ -284,6 +330,16 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
         return (value,)
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise TypeError
+    return tuple(value)
+
+
+def _shape(value: Any) -> Shape | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in value
     ):
         raise TypeError
     return tuple(value)
@@ -360,6 +416,8 @@ _CONVERTERS: dict[type, dict[str, Callable]] = {
         "use_bias": _OPT_BOOL,
         "inputs_from": _str_tuple,
         "normalization": _nested(NormalizationMeta),
+        "input_shape": _shape,
+        "data_format": _OPT_STR,
         "reads_inputs": _str_tuple,
         "reads_ops": _str_tuple,
         "reads_ops_from": _str_tuple,
@@ -368,7 +426,17 @@ _CONVERTERS: dict[type, dict[str, Callable]] = {
         "role": _OPT_STR,
     },
     InputMeta: {"name": _OPT_STR, "dtype": _OPT_STR},
-    OutputMeta: {"name": _OPT_STR, "classifier": _OPT_BOOL},
+    OutputMeta: {
+        "name": _OPT_STR,
+        "classifier": _OPT_BOOL,
+        "layer": _OPT_STR,
+        "activation": _OPT_STR,
+        "shape": _shape,
+        "loss": _OPT_STR,
+        "from_logits": _OPT_BOOL,
+        "target_dtype": _OPT_STR,
+        "target_shape": _shape,
+    },
     ModelMeta: {"name": _OPT_STR, "class_name": _OPT_STR, "params": _OPT_INT},
     OptimizerMeta: {"class_name": _OPT_STR, "learning_rate": _OPT_FLOAT},
     RunMetadata: {

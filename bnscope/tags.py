@@ -15,6 +15,7 @@ documented in `docs/tags.md`; a test keeps the two in sync.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -204,6 +205,43 @@ GAP_ARGMAX_AGREEMENT = _register(
 )
 
 
+# --- Targets and predictions of each model output, on the probe batch ----------
+# What the loss sees: the rules compare them with the compiled loss and the
+# output layer (docs/findings.md). The subject is the output's name.
+TARGET_MIN = _register("target_min", OUTPUT, "Minimum of the targets of an output.")
+TARGET_MAX = _register("target_max", OUTPUT, "Maximum of the targets of an output.")
+TARGET_MEAN = _register("target_mean", OUTPUT, "Mean of the targets of an output.")
+TARGET_STD = _register(
+    "target_std", OUTPUT, "Standard deviation of the targets of an output."
+)
+TARGET_DISTINCT = _register(
+    "target_distinct",
+    OUTPUT,
+    "Number of distinct target values, counted up to 64 (64 means 64 or more).",
+)
+TARGET_INTEGRAL = _register(
+    "target_integral",
+    OUTPUT,
+    "1 if every target value is a whole number (class ids, 0/1 labels), else 0.",
+)
+TARGET_ONEHOT_FRAC = _register(
+    "target_onehot_frac",
+    OUTPUT,
+    "Fraction of target rows (last axis, 2 or more entries) that are one-hot.",
+)
+OUTPUT_MEAN = _register(
+    "output_mean", OUTPUT, "Mean of a model output (the predictions) in training mode."
+)
+OUTPUT_MIN = _register("output_min", OUTPUT, "Minimum of a model output.")
+OUTPUT_MAX = _register("output_max", OUTPUT, "Maximum of a model output.")
+OUTPUT_SPREAD = _register(
+    "output_spread",
+    OUTPUT,
+    "Largest standard deviation, over output units, of the predictions across "
+    "the probe samples: 0 when every sample gets the same prediction.",
+)
+
+
 ALL_METRICS: tuple[Metric, ...] = tuple(_REGISTRY.values())
 METRICS_BY_NAME: Mapping[str, Metric] = MappingProxyType(_REGISTRY)
 SCALAR_METRICS: frozenset[str] = frozenset(
@@ -237,9 +275,63 @@ SOFTMAX_FAMILY: frozenset[str] = frozenset({"softmax", "log_softmax"})
 SOFTMAX_SATURATION = 0.99
 SATURATING_ACTIVATIONS: frozenset[str] = frozenset(SATURATION_BOUNDS) | SOFTMAX_FAMILY
 
+# --- Loss families -------------------------------------------------------------
+# The compiled loss of each output is recorded under its Keras function name
+# (`keras.losses.get(...).__name__`, e.g. `"binary_crossentropy"`); what the
+# target and output rules expect of it depends on its family.
+
+# Losses that read each output unit as the probability of a yes/no event.
+BINARY_PROBABILITY_LOSSES: frozenset[str] = frozenset(
+    {"binary_crossentropy", "binary_focal_crossentropy"}
+)
+# Losses that read the last axis as a probability distribution over classes,
+# with one-hot (or soft) targets of the same shape.
+CATEGORICAL_LOSSES: frozenset[str] = frozenset(
+    {"categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence"}
+)
+# The same, with integer class ids as targets.
+SPARSE_CATEGORICAL_LOSSES: frozenset[str] = frozenset(
+    {"sparse_categorical_crossentropy"}
+)
+PROBABILITY_LOSSES: frozenset[str] = (
+    BINARY_PROBABILITY_LOSSES | CATEGORICAL_LOSSES | SPARSE_CATEGORICAL_LOSSES
+)
+# Losses on real-valued targets, in the targets' own units.
+REGRESSION_LOSSES: frozenset[str] = frozenset(
+    {
+        "mean_squared_error",
+        "mean_absolute_error",
+        "huber",
+        "log_cosh",
+        "mean_absolute_percentage_error",
+    }
+)
+# Output activations whose values are probabilities (each in [0, 1]).
+PROBABILITY_ACTIVATIONS: frozenset[str] = frozenset(
+    {"sigmoid", "hard_sigmoid", "softmax"}
+)
+# The range each bounded output activation can reach.
+OUTPUT_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "sigmoid": (0.0, 1.0),
+        "hard_sigmoid": (0.0, 1.0),
+        "softmax": (0.0, 1.0),
+        "tanh": (-1.0, 1.0),
+        "hard_tanh": (-1.0, 1.0),
+        "softsign": (-1.0, 1.0),
+        "relu": (0.0, math.inf),
+        "relu6": (0.0, 6.0),
+        "softplus": (0.0, math.inf),
+        "exponential": (0.0, math.inf),
+    }
+)
+
 # Non-scalar records.
 METADATA_TAG = "bnscope/metadata"  # JSON text, see docs/tags.md and schema.py
 LAYERS_TABLE_TAG = "bnscope/layers"  # markdown table for TensorBoard's Text tab
+# The findings at the end of each `fit`, as markdown for TensorBoard's Text tab
+# (bnscope.events.markdown.findings_markdown; columns documented in docs/tags.md).
+FINDINGS_TAG = "bnscope/findings"
 CUSTOM_SCALARS_TAG = "custom_scalars__config__"  # fixed by TensorBoard
 METADATA_PLUGIN = "bnscope"
 

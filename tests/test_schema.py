@@ -25,9 +25,32 @@ FULL = RunMetadata(
     optimizer=OptimizerMeta("Adam", 0.001),
     config={"every_n_steps": None},
     inputs=(InputMeta("pixels", "uint8"),),
-    outputs=(OutputMeta("output", True),),
+    outputs=(
+        OutputMeta(
+            "output",
+            True,
+            layer="bn",
+            activation="softmax",
+            shape=(None, 10),
+            loss="sparse_categorical_crossentropy",
+            from_logits=False,
+            target_dtype="int64",
+            target_shape=(None,),
+        ),
+    ),
     layers=(
-        LayerMeta("dense", 0, "Dense", "linear", 100, True, False, ()),
+        LayerMeta(
+            "dense",
+            0,
+            "Dense",
+            "linear",
+            100,
+            True,
+            False,
+            (),
+            input_shape=(None, 28, 28, 3),
+            data_format="channels_last",
+        ),
         LayerMeta(
             "bn",
             1,
@@ -119,3 +142,25 @@ def test_layer_helpers():
     assert bn.is_batch_norm and bn.normalization_kind == schema.BATCH
     assert not FULL.layer("dense").is_batch_norm
     assert FULL.layer("missing") is None
+
+
+def test_output_and_shape_fields():
+    data = FULL.to_json()
+    assert data["outputs"][0]["shape"] == [None, 10]
+    assert data["layers"][0]["input_shape"] == [None, 28, 28, 3]
+    output = FULL.output("output")
+    assert output.units == 10 and output.loss == "sparse_categorical_crossentropy"
+    assert OutputMeta("flat", shape=(None,)).units == 1
+    assert OutputMeta("unknown").units is None
+    assert FULL.output("missing") is None
+
+
+def test_malformed_shapes_are_dropped():
+    data = FULL.to_json()
+    data["layers"][0]["input_shape"] = [None, "28"]
+    data["outputs"][0]["shape"] = [True, 10]
+    notes: list[str] = []
+    parsed = RunMetadata.from_json(data, notes)
+    assert parsed.layers[0].input_shape is None
+    assert parsed.outputs[0].shape is None
+    assert parsed.outputs[0].loss == "sparse_categorical_crossentropy"

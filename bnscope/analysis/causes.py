@@ -56,6 +56,18 @@ CONSEQUENCES: Mapping[str, frozenset[str]] = {
     "small_batch_bn": frozenset({"bn_train_inference_gap", "bn_stat_drift"}),
     "bn_mode_override": frozenset({"bn_train_inference_gap", "bn_stat_drift"}),
     "dropout_before_bn": frozenset({"bn_train_inference_gap"}),
+    "bn_axis": frozenset({"bn_train_inference_gap", "bn_stat_drift"}),
+    # An output or targets the loss cannot use: no learning signal.
+    "output_loss_mismatch": frozenset(
+        {"constant_output", "not_learning", "vanishing_gradient"}
+    ),
+    "constant_output": frozenset({"not_learning", "vanishing_gradient"}),
+    "target_loss_mismatch": frozenset({"not_learning", "constant_output"}),
+    "constant_target": frozenset({"not_learning"}),
+    # Targets in the thousands make the loss and its gradients huge.
+    "unscaled_target": frozenset(
+        {"exploding_gradient", "nonfinite", "not_learning", "learning_rate"}
+    ),
     "bn_stat_drift": frozenset({"bn_train_inference_gap"}),
 }
 

@@ -67,6 +67,13 @@ def text_value(
     tensor.string_val.append(text.encode("utf-8") if isinstance(text, str) else text)
 
 
+def text_summary(tag: str, text: str) -> summary_pb2.Summary:
+    """Builds a `Summary` holding one text record (TensorBoard's Text dashboard)."""
+    summary = summary_pb2.Summary()
+    text_value(summary, tag, text)
+    return summary
+
+
 def metadata_summary(metadata: RunMetadata) -> summary_pb2.Summary:
     """Builds the once-per-fit summary: the run metadata and its layer table."""
     summary = summary_pb2.Summary()

@@ -66,3 +66,42 @@ def callable_or_none(value: Any, name: str) -> Any:
     if value is not None and not callable(value):
         raise _fail(name, "a callable or None", value)
     return value
+
+
+def boolean_or_none(value: Any, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _fail(name, "True, False or None", value)
+    return value
+
+
+def severity_or_none(value: Any, name: str, severities: tuple[str, ...]) -> str | None:
+    """One of `severities` (case-insensitive), or `None`."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.lower() in severities:
+        return value.lower()
+    raise _fail(name, f"one of {', '.join(map(repr, severities))} or None", value)
+
+
+def rule_selection(
+    value: Any, name: str, rule_ids: tuple[str, ...], severities: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Rule ids and severities, as one string or a sequence of them; `()` for None.
+
+    Returns them lowercased and without repeats, in the order given.
+    """
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else value
+    expected = (
+        "rule ids or severities (a string or a list of them), or None; rule ids: "
+        f"{', '.join(rule_ids)}; severities: {', '.join(severities)}"
+    )
+    if not isinstance(items, list | tuple | set | frozenset) or not items:
+        raise _fail(name, expected, value)
+    selected: dict[str, None] = {}
+    for item in items:
+        if not isinstance(item, str) or item.lower() not in (*rule_ids, *severities):
+            raise _fail(name, expected, value)
+        selected[item.lower()] = None
+    return tuple(selected)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
 from bnscope.recording import arguments, step_stats
 from bnscope.recording.exact_gradients import StepGradientNorms
+from bnscope.recording.live import LiveFindings
 from bnscope.recording.observer import Observer
 from bnscope.recording.probe import LossFn
 from bnscope.recording.schedule import ProbeSchedule
@@ -41,9 +43,19 @@ class BNScope(keras.callbacks.Callback):
     `bn_{moving_change,ema_progress,training_mode,gap}/<layer>`,
     `norm_in_{mean,std}/<layer>`, `gamma_{mean,std}/<layer>`,
     `beta_{mean,std}/<layer>`, `gap_{rel_l2,argmax_agreement}/<output>`,
+    `output_{mean,min,max,spread}/<output>`,
+    `target_{min,max,mean,std,distinct,integral,onehot_frac}/<output>`,
     `input_{mean,std,min,max}/<input>`, `loss/model`, `loss_nonfinite/model`,
     `grad_global_norm/model`, and with `exact_gradients=True` (or in full mode)
-    `step_grad_norm/<layer>` and `step_grad_global_norm/model`.
+    `step_grad_norm/<layer>` and `step_grad_global_norm/model`; at the end of
+    each `fit`, the findings as markdown under `bnscope/findings`.
+
+    While training, bnscope runs the rules of `bnscope summarize` on what it
+    recorded (at the first probe, as soon as a probe sees a NaN/Inf, and at
+    every epoch end), prints each new finding once beside the progress bar,
+    and adds the open findings by severity to the epoch `logs` as
+    `bnscope_errors`, `bnscope_warnings` and `bnscope_infos` (for
+    `EarlyStopping`, `CSVLogger`, ...: list `BNScope` before them).
 
     Args:
         log_dir: Directory of TensorBoard logs, as for
@@ -68,11 +80,22 @@ class BNScope(keras.callbacks.Callback):
         loss_fn: `(x, y, y_pred, sample_weight) -> loss` for the probe's
             gradients, for models whose custom `train_step` computes a loss
             `compile()` does not know. Defaults to `model.compute_loss`.
+        alerts: Lowest severity of the live findings printed during `fit`:
+            `"error"`, `"warning"` or `"info"`; `None` prints none. Defaults
+            to `"warning"`.
+        verbose: Whether to print live findings: `None` prints when `fit`
+            shows progress (`verbose` 1 or 2), `True` even with `verbose=0`,
+            `False` never. Defaults to `None`.
+        halt_on: A rule id or a severity, or a sequence of them (a severity
+            means that severity or worse), e.g. `("nonfinite",)` or
+            `"error"`: when such a finding appears, bnscope writes everything,
+            sets `model.stop_training` and says why in one line naming the
+            step and layer. Defaults to `None`: never stop.
 
     Example:
 
     ```python
-    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope()])
+    model.fit(x, y, epochs=5, callbacks=[bnscope.BNScope(halt_on="nonfinite")])
     # then: bnscope summarize logs
     ```
     """
@@ -87,6 +110,9 @@ class BNScope(keras.callbacks.Callback):
         overhead_budget: float = DEFAULT_OVERHEAD_BUDGET,
         strict: bool = False,
         loss_fn: LossFn | None = None,
+        alerts: str | None = "warning",
+        verbose: bool | None = None,
+        halt_on: str | Sequence[str] | None = None,
     ):
         super().__init__()
         if keras.backend.backend() != "tensorflow":
@@ -108,6 +134,7 @@ class BNScope(keras.callbacks.Callback):
         self.strict = arguments.boolean(strict, "strict")
         self.loss_fn = arguments.callable_or_none(loss_fn, "loss_fn")
         self.probe_data = _as_batch(probe_data) if probe_data is not None else None
+        self.live = LiveFindings(alerts=alerts, verbose=verbose, halt_on=halt_on)
         self.observer: Observer | None = None
         self.schedule = ProbeSchedule(self.every_n_steps, self.overhead_budget)
         self._tap: TrainFunctionTap | None = None
@@ -144,6 +171,8 @@ class BNScope(keras.callbacks.Callback):
                 },
             )
         observer = self.observer
+        self.live.attach(observer)
+        self.live.start_fit(self.model, self.params)
         self._batch = self.probe_data
         self.schedule.start_fit()
         self._base_step = max(_optimizer_step(self.model), recorded)
@@ -182,20 +211,25 @@ class BNScope(keras.callbacks.Callback):
         self._steps_done += batch - self._last_batch
         self._last_batch = batch
         step = self._step()
-        if self._due(step):
+        # A NaN/Inf loss is probed at once, so the live findings name its layer.
+        nonfinite_loss = self.live.loss_went_nonfinite(logs)
+        if self._due(step) or (nonfinite_loss and self._batch is not None):
             self._probe(step)
         elif self._step_stats is not None:
             with self.observer.guard("writing training-step statistics"):
                 self.observer.write_scalars(step, self._step_values())
+        self.live.end_batch(step)
         self._mark = time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
         if self._batch is not None and self.schedule.due_at_epoch_end(step):
             self._probe(step)
+        self.live.end_epoch(step, logs)
         self._mark = time.process_time()
 
     def on_train_end(self, logs=None):
+        self.live.end_fit(self._step())
         self._cleanup()
 
     # -- Internals -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -36,6 +36,9 @@ from bnscope.recording.guard import Guard
 from bnscope.recording.hooks import LayerHooks, Recording
 from bnscope.recording.probe import LossFn, Probe, ProbeResult
 from bnscope.recording.train_tap import requested_training
+
+# Sees each successful write: (step, scalars, the metadata written with them).
+Listener = Callable[[int, dict[str, float], schema.RunMetadata | None], None]
 
 
 class Observer:
@@ -101,6 +104,9 @@ class Observer:
         self._requested_training: dict[str, bool] = {}
         self._batch_size: int | None = None
         self._fit: dict[str, int] = {}  # steps_per_epoch, epochs of this fit
+        # Called with (step, scalars, metadata or None) after each successful
+        # write: the live findings keep their in-memory copy from it.
+        self.listeners: list[Listener] = []
 
     # -- Public API ----------------------------------------------------------
     def observe(
@@ -150,6 +156,13 @@ class Observer:
         if values and self.is_chief:
             with self._write_guard():
                 self._writer.add_summary(event_writer.scalars_summary(values), step)
+            self._notify(step, values, None)
+
+    def write_text(self, step: int, tag: str, text: str) -> None:
+        """Writes `text` under `tag` at `step`, for TensorBoard's Text dashboard."""
+        if self.is_chief:
+            with self._write_guard():
+                self._writer.add_summary(event_writer.text_summary(tag, text), step)
 
     @property
     def hooks(self) -> LayerHooks:
@@ -233,6 +246,7 @@ class Observer:
         if not self.is_chief:
             return
         summaries = []
+        metadata = None
         if not self._metadata_written:
             metadata = self._metadata()
             summaries.append(event_writer.metadata_summary(metadata))
@@ -245,6 +259,17 @@ class Observer:
             for each in summaries:
                 self._writer.add_summary(each, step)
             self._metadata_written = True
+        self._notify(step, result.scalars, metadata)
+
+    def _notify(
+        self,
+        step: int,
+        scalars: dict[str, float],
+        metadata: schema.RunMetadata | None,
+    ) -> None:
+        if self._writer.error is None:
+            for listener in self.listeners:
+                listener(step, scalars, metadata)
 
     def _metadata(self) -> schema.RunMetadata:
         return run_metadata.build(

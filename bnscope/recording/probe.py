@@ -22,7 +22,7 @@ from keras import tree
 from bnscope import schema, tags
 from bnscope.recording import layer_info
 from bnscope.recording.hooks import LayerCall, LayerHooks, Recording
-from bnscope.recording.stats import activations, gradients, normalization
+from bnscope.recording.stats import activations, gradients, normalization, targets
 
 LossFn = Callable[[Any, Any, Any, Any], Any]  # (x, y, y_pred, sample_weight) -> loss
 
@@ -45,6 +45,9 @@ class TraceInfo:
     input_names: list[str]
     input_dtypes: list[str]
     gradients_skipped: str | None = None
+    # Per output, in `output_names` order: its producing layer, shape and
+    # targets (`Probe._record_targets`).
+    output_specs: list[dict] = field(default_factory=list)
 
 
 class Probe:
@@ -142,6 +145,9 @@ class Probe:
         self._record_inputs(values, x)
         self._record_layers(values, train, inference, grads)
         outputs = self._record_outputs(values, y_pred, y_infer)
+        # -- Targets and predictions of each output (stats/targets.py) -------
+        output_specs = self._record_targets(values, y, y_pred, outputs[0], train)
+        # ---------------------------------------------------------------------
         if loss is not None:
             loss = tf.cast(loss, tf.float32)
             values[tags.LOSS.tag()] = loss
@@ -179,6 +185,7 @@ class Probe:
                 input_names=self._input_names(x),
                 input_dtypes=[tf.as_dtype(t.dtype).name for t in tree.flatten(x)],
                 gradients_skipped=gradients_skipped,
+                output_specs=output_specs,
             )
         stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
         return stacked, histograms
@@ -340,6 +347,58 @@ class Probe:
             ).items():
                 values[tags.make_tag(metric, name)] = value
         return names, classifiers
+
+    def _record_targets(self, values, y, y_pred, names, train: Recording) -> list:
+        """Statistics of each output's targets and predictions; their static specs.
+
+        Returns one dict per output: the observed layer that produced it (if
+        one did), its shape, and the dtype and shape of its targets.
+        """
+        flat_pred = tree.flatten(y_pred)
+        producers = {
+            id(call.outputs): call.name
+            for call in train.calls
+            if call.outputs is not None
+        }
+        specs = []
+        for name, pred, target in zip(
+            names, flat_pred, _targets_by_output(y, names, len(flat_pred))
+        ):
+            spec = {"layer": producers.get(id(pred)), "shape": _shape(pred)}
+            if spec["shape"] is not None:
+                for metric, value in targets.output_stats(pred).items():
+                    values[tags.make_tag(metric, name)] = value
+            if _is_numeric(target) and _shape(target) is not None:
+                for metric, value in targets.target_stats(target).items():
+                    values[tags.make_tag(metric, name)] = value
+                spec["target_dtype"] = tf.as_dtype(target.dtype).name
+                spec["target_shape"] = _shape(target)
+            specs.append(spec)
+        return specs
+
+
+def _targets_by_output(y, names: list[str], count: int) -> list:
+    """The targets of each flat output, or `None` where they cannot be paired."""
+    if y is None:
+        return [None] * count
+    if isinstance(y, dict) and all(name in y for name in names):
+        return [y[name] for name in names]
+    flat = tree.flatten(y)
+    return flat if len(flat) == count else [None] * count
+
+
+def _is_numeric(tensor) -> bool:
+    if not isinstance(tensor, tf.Tensor):
+        return False
+    dtype = tf.as_dtype(tensor.dtype)
+    return dtype.is_floating or dtype.is_integer or dtype.is_bool
+
+
+def _shape(tensor) -> tuple | None:
+    """The static shape, `None` for a tensor of unknown rank."""
+    if tensor.shape.rank is None:
+        return None
+    return tuple(None if d is None else int(d) for d in tensor.shape)
 
 
 def layer_activation_stats(calls: list[LayerCall], samples: int | None = None) -> dict:

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bnscope import schema
 from bnscope._version import __version__
-from bnscope.recording import layer_info
+from bnscope.recording import layer_info, output_info
 from bnscope.recording.distribution import replicas
 from bnscope.recording.probe import TraceInfo
 
@@ -66,6 +66,8 @@ def build(
                 use_bias=layer_info.uses_bias(layer),
                 inputs_from=tuple(call.inputs_from),
                 normalization=normalization,
+                input_shape=_static_shape(call.inputs),
+                data_format=_data_format(layer),
                 reads_inputs=tuple(call.reads_inputs),
                 reads_ops=tuple(call.reads_ops),
                 reads_ops_from=tuple(call.reads_ops_from),
@@ -96,10 +98,7 @@ def build(
             schema.InputMeta(name=name, dtype=dtype)
             for name, dtype in zip(info.input_names, info.input_dtypes)
         ),
-        outputs=tuple(
-            schema.OutputMeta(name=name, classifier=classifier)
-            for name, classifier in zip(info.output_names, info.classifier_outputs)
-        ),
+        outputs=outputs_meta(model, info),
         layers=tuple(layers),
         gradients_skipped=info.gradients_skipped,
     )
@@ -117,3 +116,46 @@ def optimizer_meta(optimizer) -> schema.OptimizerMeta | None:
     return schema.OptimizerMeta(
         class_name=type(optimizer).__name__, learning_rate=learning_rate
     )
+
+
+def outputs_meta(model: keras.Model, info: TraceInfo) -> tuple[schema.OutputMeta, ...]:
+    """Each output: what produced it, its compiled loss and its targets."""
+    names = list(info.output_names)
+    losses = output_info.compiled_losses(model, names)
+    layers = {call.name: call.layer for call in info.calls}
+    specs = list(info.output_specs) + [{}] * (len(names) - len(info.output_specs))
+    outputs = []
+    for index, (name, classifier, spec, (loss, from_logits)) in enumerate(
+        zip(names, info.classifier_outputs, specs, losses)
+    ):
+        producer = spec.get("layer")
+        outputs.append(
+            schema.OutputMeta(
+                name=name,
+                classifier=classifier,
+                layer=producer,
+                activation=output_info.output_activation(
+                    model, index, layers.get(producer)
+                ),
+                shape=spec.get("shape"),
+                loss=loss,
+                from_logits=from_logits,
+                target_dtype=spec.get("target_dtype"),
+                target_shape=spec.get("target_shape"),
+            )
+        )
+    return tuple(outputs)
+
+
+def _static_shape(tensor) -> schema.Shape | None:
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return tuple(None if d is None else int(d) for d in shape)
+    return None
+
+
+def _data_format(layer) -> str | None:
+    data_format = getattr(layer, "data_format", None)
+    return data_format if isinstance(data_format, str) else None

@@ -191,6 +191,26 @@ def test_duplicate_steps_in_one_file_keep_the_last(tmp_path):
     assert series.values.tolist() == [1.0, 3.0, 4.0]
 
 
+def test_the_findings_text_record_is_ignored(healthy, tmp_path):
+    from bnscope.events.writer import text_summary
+
+    _, run_dir, _ = healthy
+    before = read_run(run_dir)
+    writer = EventFileWriter(run_dir)  # a second file, as the end of a fit writes
+    writer.add_summary(
+        text_summary(tags.FINDINGS_TAG, "**bnscope findings at step 1000**: 0 errors"),
+        1000,
+    )
+    writer.close()
+    after = read_run(run_dir)
+    assert set(after.scalars) == set(before.scalars)
+    for tag, series in before.scalars.items():
+        np.testing.assert_array_equal(after.scalars[tag].steps, series.steps)
+        np.testing.assert_array_equal(after.scalars[tag].values, series.values)
+    assert after.metadata == before.metadata
+    assert after.notes == () and after.stats.undecodable_events == 0
+
+
 def test_tensor_scalars_are_read(tmp_path):
     from tensorboard.compat.proto import summary_pb2
 

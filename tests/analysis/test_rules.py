@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,7 @@ from tests.support.synthetic_runs import (
     frozen_bn_drift,
     mlp_bn,
     plain_mlp,
+    set_targets,
 )
 
 
@@ -464,3 +467,261 @@ def test_large_inputs_alone_are_no_activation_explosion(tmp_path):
     )
     assert finding.layer == "dense_4" and "explodes" in finding.message
     assert "BatchNormalization or LayerNormalization" in finding.hint
+
+
+# -- Targets, outputs and the BN axis ---------------------------------------------
+
+
+def output_rules(synthetic, tmp_path) -> dict[str, Finding]:
+    rules = ("output_loss_mismatch", "target_loss_mismatch", "constant_output")
+    rules += ("unscaled_target", "constant_target")
+    run = read(synthetic, tmp_path)
+    return {f.rule: f for f in evaluate(run) if f.rule in rules}
+
+
+def with_output(activation, loss, units=1, from_logits=False):
+    synthetic = mlp_bn()
+    synthetic.output_details["output_0"].update(
+        activation=activation, loss=loss, shape=(128, units), from_logits=from_logits
+    )
+    return synthetic
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss", "units", "from_logits", "expected"),
+    [
+        ("softmax", "binary_crossentropy", 1, False, "error"),
+        ("softmax", "sparse_categorical_crossentropy", 1, False, "error"),
+        ("sigmoid", "categorical_crossentropy", 1, False, "error"),  # identically 0
+        ("linear", "binary_crossentropy", 1, False, "error"),
+        ("relu", "categorical_crossentropy", 10, False, "error"),
+        ("sigmoid", "categorical_crossentropy", 10, False, "warning"),
+        ("softmax", "binary_crossentropy", 10, False, "warning"),
+        ("sigmoid", "binary_crossentropy", 1, False, None),
+        ("linear", "binary_crossentropy", 1, True, None),  # logits, as intended
+        ("softmax", "sparse_categorical_crossentropy", 10, False, None),
+        ("sigmoid", "binary_crossentropy", 10, False, None),  # multi-label
+        ("linear", "mean_squared_error", 1, None, None),
+        (None, "binary_crossentropy", 1, False, None),  # activation unknown
+    ],
+)
+def test_output_loss_mismatch(activation, loss, units, from_logits, expected, tmp_path):
+    synthetic = with_output(activation, loss, units, from_logits)
+    set_targets(synthetic, 0.0, 1.0, 0.5, 0.5, 2, True)
+    found = RULES_BY_ID["output_loss_mismatch"](read(synthetic, tmp_path))
+    assert [f.severity for f in found] == ([] if expected is None else [expected])
+    if found:
+        assert found[0].layer == "dense_2"
+
+
+@pytest.mark.parametrize(
+    ("loss", "activation", "units", "targets", "fires"),
+    [
+        # class ids 0-9 fed to binary cross-entropy
+        ("binary_crossentropy", "sigmoid", 1, (0, 9, 4.5, 2.9, 10, True), True),
+        ("binary_crossentropy", "sigmoid", 1, (0, 1, 0.4, 0.5, 2, True), False),
+        ("binary_crossentropy", "sigmoid", 1, (0, 1, 0.4, 0.3, 64, False), False),
+        # integer ids under categorical cross-entropy
+        ("categorical_crossentropy", "softmax", 10, (0, 9, 4.5, 2.9, 10, True), True),
+        ("categorical_crossentropy", "softmax", 10, (0, 1, 0.1, 0.3, 2, True), False),
+        # sparse: real values truncated, or ids beyond the units
+        (
+            "sparse_categorical_crossentropy",
+            "softmax",
+            10,
+            (0, 8.7, 4, 2, 64, False),
+            True,
+        ),
+        (
+            "sparse_categorical_crossentropy",
+            "softmax",
+            5,
+            (0, 9, 4.5, 2.9, 10, True),
+            True,
+        ),
+        (
+            "sparse_categorical_crossentropy",
+            "softmax",
+            10,
+            (0, 9, 4.5, 2.9, 10, True),
+            False,
+        ),
+        # a bounded output can never reach the targets
+        ("mean_squared_error", "sigmoid", 1, (1e3, 9e3, 5e3, 2e3, 64, False), True),
+        ("mean_squared_error", "tanh", 1, (-1, 1, 0, 0.5, 64, False), False),
+        ("mean_squared_error", "relu", 1, (-3, 3, 0, 1, 64, False), True),
+        ("mean_squared_error", "linear", 1, (-3, 3, 0, 1, 64, False), False),
+    ],
+)
+def test_target_loss_mismatch(loss, activation, units, targets, fires, tmp_path):
+    synthetic = with_output(activation, loss, units)
+    set_targets(synthetic, *targets)
+    found = RULES_BY_ID["target_loss_mismatch"](read(synthetic, tmp_path))
+    assert bool(found) is fires
+    if fires:
+        (finding,) = found
+        assert finding.severity == "error" and finding.step == 0
+        assert f"range {targets[0]:g}" in finding.message.replace(".0–", "–")
+
+
+def test_class_ids_under_binary_loss_get_a_softmax_hint(tmp_path):
+    (finding,) = RULES_BY_ID["target_loss_mismatch"](
+        read(SICK_RUNS["target_loss_mismatch"](), tmp_path)
+    )
+    assert "0–9 (10 distinct values)" in finding.message
+    assert "Dense(10, activation='softmax')" in finding.hint
+    assert "sparse_categorical_crossentropy" in finding.hint
+
+
+def test_target_mismatch_follows_the_latest_fit(tmp_path):
+    synthetic = SICK_RUNS["target_loss_mismatch"]()
+    # A second fit on fixed targets (probes from step 600 on).
+    fixed = synthetic.progress >= 0.6
+    synthetic.values["target_max/output_0"][fixed] = 1.0
+    assert RULES_BY_ID["target_loss_mismatch"](read(synthetic, tmp_path)) == []
+
+
+def test_unscaled_targets_quiet_once_predictions_reach_their_scale(tmp_path):
+    synthetic = SICK_RUNS["unscaled_target"]()
+    for metric, value in (("output_mean", 2.3e5), ("output_max", 4.0e5)):
+        synthetic.set(metric, "output_0", value)
+    assert RULES_BY_ID["unscaled_target"](read(synthetic, tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("targets", "fires"),
+    [((0, 40, 23, 8, 64, False), False), ((1e3, 9e3, 5e3, 2e3, 64, False), True)],
+    ids=["auto-mpg-scale", "thousands"],
+)
+def test_unscaled_target_threshold(targets, fires, tmp_path):
+    synthetic = SICK_RUNS["unscaled_target"]()
+    set_targets(synthetic, *targets)
+    found = RULES_BY_ID["unscaled_target"](read(synthetic, tmp_path))
+    assert bool(found) is fires
+
+
+def test_constant_class_labels_are_only_info(tmp_path):
+    synthetic = mlp_bn()
+    set_targets(synthetic, 0.0, 0.0, 0.0, 0.0, 1, True)
+    (finding,) = RULES_BY_ID["constant_target"](read(synthetic, tmp_path))
+    assert finding.severity == "info"  # one class in a batch may be chance
+    assert "all 128 targets" in finding.message
+
+
+def test_constant_targets_of_a_tiny_batch_prove_nothing(tmp_path):
+    synthetic = SICK_RUNS["constant_target"]()
+    synthetic.batch_size = 4
+    synthetic.output_details["output_0"]["target_shape"] = (4, 1)
+    assert RULES_BY_ID["constant_target"](read(synthetic, tmp_path)) == []
+
+
+def test_constant_output_names_the_cached_logits(tmp_path):
+    (finding,) = RULES_BY_ID["constant_output"](
+        read(SICK_RUNS["constant_output"](), tmp_path)
+    )
+    assert finding.severity == "warning" and finding.value == 0.0  # relative spread
+    assert "same prediction from output_0, 1 (spread 0)" in finding.message
+    assert "although the loss fell" in finding.message
+    assert "cached logits" in finding.message
+    assert "sigmoid" in finding.hint
+
+
+def test_constant_output_names_the_first_constant_layer(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.set("output_spread", "output_0", 0.0)
+    synthetic.set("output_min", "output_0", 0.1)
+    synthetic.set("output_max", "output_0", 0.1)
+    synthetic.set("act_min", "activation", 0.0)
+    synthetic.set("act_max", "activation", 0.0)
+    (finding,) = RULES_BY_ID["constant_output"](read(synthetic, tmp_path))
+    assert finding.hint.startswith("activation outputs one value")
+    assert "cached logits" not in finding.message
+
+
+def test_rounding_level_spread_is_constant_but_small_spread_is_not(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.set("output_min", "output_0", 0.1)
+    synthetic.set("output_max", "output_0", 0.1)
+    synthetic.set("output_spread", "output_0", 1.5e-8)  # rounding of 0.1
+    assert RULES_BY_ID["constant_output"](read(synthetic, tmp_path, "rounding"))
+    synthetic.set("output_spread", "output_0", 1e-4)
+    assert not RULES_BY_ID["constant_output"](read(synthetic, tmp_path, "small"))
+
+
+def test_all_zero_gradients_are_an_error(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.set("grad_global_norm", "model", 0.0)
+    (finding,) = RULES_BY_ID["constant_output"](read(synthetic, tmp_path))
+    assert finding.severity == "error" and finding.layer is None
+    assert "every gradient is exactly 0" in finding.message
+    synthetic.set_late("grad_global_norm", "model", 1e-9, start=0.7)  # tiny, not 0
+    assert RULES_BY_ID["constant_output"](read(synthetic, tmp_path, "tiny")) == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "data_format", "fires"),
+    [
+        ((None, 28, 28, 16), (1,), None, True),  # axis=1 on channels-last images
+        ((None, 28, 28, 16), (-1,), None, False),
+        ((None, 28, 28, 16), (3,), None, False),
+        ((None, 16, 28, 28), (1,), "channels_first", False),
+        ((None, 16, 28, 28), (-1,), "channels_first", True),
+        ((None, 28, 28, 16), (1, 2, 3), None, True),  # per position as well
+        ((None, 64), (-1,), None, False),
+        ((None, 64), (0,), None, True),  # the batch axis
+    ],
+)
+def test_bn_axis(shape, axis, data_format, fires, tmp_path):
+    synthetic = mlp_bn()
+    synthetic.layer("dense").data_format = data_format  # as a convolution's
+    bn = synthetic.layer("batch_normalization")
+    bn.input_shape, bn.normalization["axis"] = shape, axis
+    found = RULES_BY_ID["bn_axis"](read(synthetic, tmp_path))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].layer == "batch_normalization"
+        expected = 1 if data_format == "channels_first" else -1
+        assert f"axis={expected}" in found[0].hint
+
+
+@pytest.mark.parametrize(
+    ("feeder", "data_format", "fires"),
+    [
+        ("Permute", None, False),  # axes moved: the layout is unknown
+        ("Reshape", None, False),
+        ("Conv1D", "channels_first", False),  # axis 1 is the channel axis
+        ("Conv1D", "channels_last", True),
+        ("Activation", None, True),  # the chain reaches the input: channels-last
+    ],
+)
+def test_bn_axis_reads_the_layout_upstream(feeder, data_format, fires, tmp_path):
+    synthetic = mlp_bn()
+    bn = synthetic.layer("batch_normalization")
+    # dense -> feeder -> batch_normalization(axis=1) on a (batch, 16, 64) input
+    layer = dataclasses.replace(
+        bn, name="feeder", class_name=feeder, normalization=None, variables=()
+    )
+    layer.inputs_from, layer.data_format = ("dense",), data_format
+    synthetic.layers.insert(1, layer)
+    synthetic.layer("dense").class_name = "CustomLayer"  # says nothing of the layout
+    bn.inputs_from = ("feeder",)
+    bn.input_shape, bn.normalization["axis"] = (None, 16, 64), (1,)
+    found = RULES_BY_ID["bn_axis"](read(synthetic, tmp_path))
+    assert bool(found) is fires
+
+
+def test_bn_axis_after_an_op_is_left_alone(tmp_path):
+    synthetic = SICK_RUNS["bn_axis"]()
+    synthetic.layer("batch_normalization").inputs_from = ()  # e.g. keras.ops.transpose
+    assert RULES_BY_ID["bn_axis"](read(synthetic, tmp_path)) == []
+
+
+def test_not_learning_at_a_classifier_s_chance_level(tmp_path):
+    synthetic = mlp_bn()  # a 10-class softmax under sparse cross-entropy
+    # A bad start falls to ln(10) and stays: a uniform guess.
+    synthetic.set("loss", "model", lambda t: 2.3026 + 2.0 * np.exp(-30 * t), 0.002)
+    (finding,) = RULES_BY_ID["not_learning"](read(synthetic, tmp_path))
+    assert "chance level ln(10) of a 10-class softmax" in finding.message
+    assert finding.threshold == pytest.approx(np.log(10))
+    synthetic.set("loss", "model", lambda t: 2.3026 - 1.5 * t)  # learns past it
+    assert RULES_BY_ID["not_learning"](read(synthetic, tmp_path / "learns")) == []

@@ -14,6 +14,7 @@ from bnscope.events.writer import (
     histogram_value,
     metadata_summary,
     scalars_summary,
+    text_summary,
 )
 from bnscope.schema import LayerMeta, RunMetadata
 
@@ -93,3 +94,12 @@ def test_an_unwritable_directory_fails_once_then_drops_quietly(tmp_path):
         raise AssertionError("the first failure must surface")
     assert writer.error is not None
     writer.add_summary(scalars_summary({"loss/model": 1.0}), 2)  # no second raise
+
+
+def test_text_summary_is_one_string_for_the_text_dashboard():
+    summary = text_summary(tags.FINDINGS_TAG, "| a | b |")
+    (value,) = summary.value
+    assert value.tag == tags.FINDINGS_TAG
+    assert value.metadata.plugin_data.plugin_name == "text"
+    assert value.tensor.dtype == 7  # DT_STRING
+    assert list(value.tensor.string_val) == [b"| a | b |"]

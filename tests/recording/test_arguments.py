@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,52 @@ def test_good_values_pass_through_normalized(tmp_path):
     assert arguments.open_fraction(0.01, "f") == 0.01
     assert arguments.boolean(False, "b") is False
     assert arguments.callable_or_none(len, "f") is len
+
+
+SEVERITIES = ("error", "warning", "info")
+RULE_IDS = ("nonfinite", "dead_relu")
+
+
+@pytest.mark.parametrize(
+    "check, value, message",
+    [
+        (lambda v: arguments.boolean_or_none(v, "verbose"), 1, "verbose=1"),
+        (
+            lambda v: arguments.severity_or_none(v, "alerts", SEVERITIES),
+            "warn",
+            "`alerts` must be one of 'error', 'warning', 'info' or None. "
+            "Received: alerts='warn'",
+        ),
+        (
+            lambda v: arguments.rule_selection(v, "halt_on", RULE_IDS, SEVERITIES),
+            "nan",
+            "rule ids: nonfinite, dead_relu; severities: error, warning, info",
+        ),
+        (
+            lambda v: arguments.rule_selection(v, "halt_on", RULE_IDS, SEVERITIES),
+            [],
+            "Received: halt_on=[]",
+        ),
+        (
+            lambda v: arguments.rule_selection(v, "halt_on", RULE_IDS, SEVERITIES),
+            {"nonfinite": 1},
+            "Received: halt_on={'nonfinite': 1}",
+        ),
+    ],
+)
+def test_bad_live_finding_values_raise_naming_them(check, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check(value)
+
+
+def test_live_finding_values_pass_through_normalized():
+    assert arguments.boolean_or_none(None, "verbose") is None
+    assert arguments.severity_or_none("Info", "alerts", SEVERITIES) == "info"
+    assert arguments.severity_or_none(None, "alerts", SEVERITIES) is None
+    select = arguments.rule_selection
+    assert select(None, "halt_on", RULE_IDS, SEVERITIES) == ()
+    assert select("nonfinite", "halt_on", RULE_IDS, SEVERITIES) == ("nonfinite",)
+    assert select(("ERROR", "dead_relu", "error"), "h", RULE_IDS, SEVERITIES) == (
+        "error",
+        "dead_relu",
+    )

@@ -230,3 +230,31 @@ def test_layer_group_and_rms_normalization_statistics(tmp_path):
     scalars = eventdata.scalars(run)
     # γ starts at 1 and has taken one SGD step when first probed.
     assert scalars[tags.GAMMA_MEAN.tag("ln")][0][1] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+def test_bn_axis_against_the_channel_axis(axis, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(4, 3, padding="same", use_bias=False, name="conv"),
+            L.BatchNormalization(axis=axis, name="bn"),  # channels_last: -1 is right
+            L.Activation("relu"),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 8, 8, 3)).astype("float32")
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
+    found, run = findings(model, tmp_path, x, y, epochs=1)
+    layers = {layer["name"]: layer for layer in eventdata.metadata(run)["layers"]}
+    assert layers["bn"]["input_shape"][1:] == [8, 8, 4]
+    assert layers["conv"]["data_format"] == "channels_last"
+    if axis == 1:
+        finding = found[("bn_axis", "bn")]
+        assert "channel axis is 3" in finding.message and "axis=-1" in finding.hint
+    else:
+        assert "bn_axis" not in rules_of(found)

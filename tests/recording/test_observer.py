@@ -148,3 +148,28 @@ def test_observe_without_targets_records_activations_only(tmp_path):
     assert eventdata.tags_of(run, tags.ACT_STD) == {"hidden", "bn", "probs"}
     assert not eventdata.tags_of(run, tags.GRAD_NORM)
     assert eventdata.metadata(run)["gradients_skipped"]  # explained, not silent
+
+
+def test_listeners_see_each_write_and_text_records_are_written(tmp_path):
+    model = models.compiled(models.functional)
+    x, y = models.data(n=16)
+    seen = []
+    with bnscope.Observer(model, log_dir=str(tmp_path)) as observer:
+        observer.listeners.append(
+            lambda step, values, metadata: seen.append((step, dict(values), metadata))
+        )
+        observer.observe(1, x, y)
+        observer.observe(3, x, y)
+        observer.write_scalars(4, {tags.LOSS.tag(): 0.5})
+        observer.write_text(4, tags.FINDINGS_TAG, "**bnscope findings at step 4**")
+    run = str(tmp_path / RUN)
+    assert [step for step, _, _ in seen] == [1, 3, 4]
+    assert seen[0][2] is not None and seen[0][2].layers  # metadata, once per fit
+    assert seen[1][2] is None and seen[2][2] is None
+    written = eventdata.scalars(run)
+    for step, values, _ in seen:
+        for tag, value in values.items():
+            assert (step, np.float32(value)) in written[tag]
+    assert eventdata.texts(run, tags.FINDINGS_TAG) == [
+        (4, "**bnscope findings at step 4**")
+    ]

@@ -92,6 +92,16 @@ def reference(model, x, y):
         "bn_gap/bn": norm(bn_train - bn_infer) / norm(bn_infer),
         "gap_rel_l2/out": norm(y_train - y_infer) / norm(y_infer),
         "gap_argmax_agreement/out": (y_train.argmax(1) == y_infer.argmax(1)).mean(),
+        "output_mean/out": y_train.mean(),
+        "output_min/out": y_train.min(),
+        "output_max/out": y_train.max(),
+        "output_spread/out": y_train.std(0).max(),
+        "target_min/out": y.min(),
+        "target_max/out": y.max(),
+        "target_mean/out": y.mean(),
+        "target_std/out": y.std(),
+        "target_distinct/out": len(np.unique(y)),
+        "target_integral/out": 1.0,
     }
 
 
@@ -136,3 +146,25 @@ def test_update_ratio_and_moving_change_between_probes(tiny):
     assert result.scalars[tags.BN_MOVING_CHANGE.tag("bn")] == pytest.approx(
         2.0 / np.linalg.norm(previous), rel=1e-4
     )
+
+
+def test_trace_records_what_produces_each_output_and_its_targets(tiny):
+    model, x, y = tiny
+    probe = Probe(model, LayerHooks(model))
+    probe(tf.constant(x), tf.constant(y))
+    (spec,) = probe.info.output_specs
+    assert spec == {
+        "layer": "out",
+        "shape": (12, 3),
+        "target_dtype": "int64",
+        "target_shape": (12,),
+    }
+
+
+def test_without_targets_only_predictions_are_summarized(tiny):
+    model, x, _ = tiny
+    probe = Probe(model, LayerHooks(model))
+    result = probe(tf.constant(x))
+    assert "output_spread/out" in result.scalars
+    assert not [tag for tag in result.scalars if tag.startswith("target_")]
+    assert "target_dtype" not in probe.info.output_specs[0]

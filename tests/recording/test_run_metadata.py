@@ -40,5 +40,19 @@ def test_built_from_the_probe_trace():
     assert metadata.optimizer.learning_rate is not None
     assert metadata.model.name == model.name and metadata.model.params > 0
     assert metadata.versions["keras"] == keras.__version__
+    # Each output: the layer and activation producing it, its loss and targets.
+    (output,) = metadata.outputs
+    assert (output.layer, output.activation, output.units) == ("probs", "softmax", 3)
+    assert (output.loss, output.from_logits) == (
+        "sparse_categorical_crossentropy",
+        False,
+    )
+    assert output.target_dtype == str(y.dtype) and output.target_shape == (16,)
+    # Layer input shapes (the BN axis rule reads them).
+    assert bn.input_shape == (16, 16) and metadata.layer("hidden").input_shape == (
+        16,
+        8,
+    )
+    assert bn.data_format is None
     # What is written is what is read back.
     assert schema.RunMetadata.loads(metadata.dumps()) == metadata

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bnscope import tags
-from bnscope.recording.stats import activations, gradients, normalization
+from bnscope.recording.stats import activations, gradients, normalization, targets
 
 
 def values(stats: dict) -> dict[str, float]:
@@ -155,3 +155,41 @@ def test_grouped_statistics_equal_one_by_one():
             np.asarray(edges), np.asarray(alone_edges), rtol=1e-6
         )
         np.testing.assert_array_equal(np.asarray(counts), np.asarray(alone_counts))
+
+
+def test_target_stats_of_class_ids_by_hand():
+    stats = values(targets.target_stats(np.array([0, 3, 3, 9], "int64")))
+    assert (stats[tags.TARGET_MIN.name], stats[tags.TARGET_MAX.name]) == (0.0, 9.0)
+    assert stats[tags.TARGET_MEAN.name] == 3.75
+    assert stats[tags.TARGET_STD.name] == pytest.approx(
+        math.sqrt((3.75**2 + 2 * 0.75**2 + 5.25**2) / 4)
+    )
+    assert stats[tags.TARGET_DISTINCT.name] == 3.0
+    assert stats[tags.TARGET_INTEGRAL.name] == 1.0
+    assert tags.TARGET_ONEHOT_FRAC.name not in stats  # no class axis
+
+
+def test_target_stats_of_rows_count_one_hot_rows():
+    rows = np.array([[0, 1, 0], [1, 0, 0], [0.5, 0.5, 0], [1, 1, 0]], "float32")
+    stats = values(targets.target_stats(rows))
+    assert stats[tags.TARGET_ONEHOT_FRAC.name] == 0.5  # the soft and the 2-hot row
+    assert stats[tags.TARGET_DISTINCT.name] == 3.0  # 0, 0.5, 1
+    assert stats[tags.TARGET_INTEGRAL.name] == 0.0
+
+
+def test_distinct_target_values_are_capped():
+    stats = values(targets.target_stats(np.arange(500, dtype="float32")))
+    assert stats[tags.TARGET_DISTINCT.name] == targets.DISTINCT_CAP
+
+
+def test_output_spread_is_the_largest_per_unit_spread_across_samples():
+    predictions = np.array([[1.0, 0.2], [1.0, 0.6]], "float32")
+    stats = values(targets.output_stats(predictions))
+    assert stats[tags.OUTPUT_SPREAD.name] == pytest.approx(0.2)  # unit 1: std 0.2
+    assert stats[tags.OUTPUT_MEAN.name] == pytest.approx(0.7)
+    assert (stats[tags.OUTPUT_MIN.name], stats[tags.OUTPUT_MAX.name]) == (
+        pytest.approx(0.2),
+        1.0,
+    )
+    constant = values(targets.output_stats(np.ones((5, 1), "float32")))
+    assert constant[tags.OUTPUT_SPREAD.name] == 0.0

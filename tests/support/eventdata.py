@@ -52,3 +52,13 @@ def tags_of(run_dir: str, metric: tags.Metric) -> set[str]:
     """Subjects that have a scalar for `metric`."""
     prefix = metric.name + "/"
     return {tag[len(prefix) :] for tag in scalars(run_dir) if tag.startswith(prefix)}
+
+
+def texts(run_dir: str, tag: str) -> list[tuple[int, str]]:
+    """`[(step, text), ...]` of every text record written under `tag`."""
+    return [
+        (event.step, value.tensor.string_val[0].decode())
+        for event in events(run_dir)
+        for value in event.summary.value
+        if value.tag == tag
+    ]

@@ -50,6 +50,8 @@ class SyntheticLayer:
     inputs_from: tuple[str, ...] = ()
     normalization: dict[str, Any] | None = None
     variables: tuple[str, ...] = ()
+    input_shape: tuple[int | None, ...] | None = None
+    data_format: str | None = None
     reads_inputs: tuple[str, ...] = ()
     reads_ops: tuple[str, ...] = ()
     reads_ops_from: tuple[str, ...] = ()
@@ -73,6 +75,8 @@ class SyntheticLayer:
                 if normalization is None
                 else schema.NormalizationMeta(**normalization)
             ),
+            input_shape=self.input_shape,
+            data_format=self.data_format,
             reads_inputs=tuple(self.reads_inputs),
             reads_ops=tuple(self.reads_ops),
             reads_ops_from=tuple(self.reads_ops_from),
@@ -122,6 +126,7 @@ def batch_norm(name, inputs_from, channels=64, momentum=0.99, trainable=True):
         (inputs_from,),
         normalization,
         ("gamma", "beta") if trainable else (),
+        (None, channels),
     )
 
 
@@ -164,6 +169,8 @@ class SyntheticRun:
     refits: dict[int, Callable[[schema.RunMetadata], schema.RunMetadata]] = field(
         default_factory=dict
     )
+    # Output name -> more `schema.OutputMeta` fields (layer, activation, loss...).
+    output_details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def progress(self) -> np.ndarray:
@@ -207,7 +214,10 @@ class SyntheticRun:
             inputs=tuple(
                 schema.InputMeta(name, self.input_dtype) for name in self.inputs
             ),
-            outputs=tuple(schema.OutputMeta(n, c) for n, c in self.outputs),
+            outputs=tuple(
+                schema.OutputMeta(n, c, **self.output_details.get(n, {}))
+                for n, c in self.outputs
+            ),
             layers=tuple(layer.as_metadata(d) for d, layer in enumerate(self.layers)),
         )
 
@@ -322,6 +332,45 @@ def _fill_healthy(run: SyntheticRun) -> SyntheticRun:
     return run
 
 
+def classifier_output(run: SyntheticRun, layer: str, classes: int = 10) -> None:
+    """Makes the run's output a softmax classifier on class ids (healthy).
+
+    Sets its metadata (sparse categorical cross-entropy, `classes` units) and
+    the target and prediction statistics of a shuffled batch of class ids.
+    """
+    name = run.outputs[0][0]
+    batch = run.batch_size or 128
+    run.output_details[name] = {
+        "layer": layer,
+        "activation": "softmax",
+        "shape": (batch, classes),
+        "loss": "sparse_categorical_crossentropy",
+        "from_logits": False,
+        "target_dtype": "int64",
+        "target_shape": (batch,),
+    }
+    set_targets(run, 0.0, classes - 1.0, (classes - 1) / 2, 2.87, classes, True)
+    run.set("output_mean", name, 1.0 / classes)
+    run.set("output_min", name, 1e-3, noise=0.1)
+    run.set("output_max", name, lambda t: 0.5 + 0.45 * t)
+    run.set("output_spread", name, lambda t: 0.1 + 0.2 * t, noise=0.05)
+
+
+def set_targets(run, low, high, mean, std, distinct, integral, output=None) -> None:
+    """Sets the `target_*` statistics of an output (default: the first)."""
+    name = output or run.outputs[0][0]
+    # The probe batch is the same at every probe of a fit: no noise.
+    for metric, value in (
+        ("target_min", low),
+        ("target_max", high),
+        ("target_mean", mean),
+        ("target_std", std),
+        ("target_distinct", min(distinct, 64)),
+        ("target_integral", float(integral)),
+    ):
+        run.set(metric, name, value)
+
+
 def mlp_bn(
     batch_size: int | None = 128,
     hidden_activation: str = "relu",
@@ -378,6 +427,7 @@ def mlp_bn(
         ]
     run = SyntheticRun(layers=layers, steps=tuple(steps), batch_size=batch_size)
     _fill_healthy(run)
+    classifier_output(run, n[7])
     if bias_before_bn:
         # The structural zero: BN subtracts the batch mean, bias included.
         for layer in (first, second):
@@ -398,6 +448,7 @@ def plain_mlp(depth: int = 6, activation: str = "sigmoid") -> SyntheticRun:
         previous = (name,)
     run = SyntheticRun(layers=layers, model_name="mlp_plain")
     _fill_healthy(run)
+    classifier_output(run, layers[-1].name)
     for index, layer in enumerate(layers):
         # Each sigmoid layer scales the backward signal by at most 1/4.
         grad = 0.5 * 10.0 ** (-1.2 * (depth - 1 - index))
@@ -583,6 +634,75 @@ def fine_tuning(split: int = 10) -> SyntheticRun:
     return run
 
 
+def _single_unit_output(activation: str, loss: str) -> SyntheticRun:
+    """The healthy MLP with a one-unit output under `loss` (targets 0/1)."""
+    run = mlp_bn()
+    details = run.output_details["output_0"]
+    details.update(activation=activation, shape=(128, 1), loss=loss)
+    details.update(target_dtype="float32", target_shape=(128,))
+    set_targets(run, 0.0, 1.0, 0.45, 0.5, 2, True)
+    run.outputs = (("output_0", False),)
+    run.values.pop("gap_argmax_agreement/output_0")
+    return run
+
+
+def _output_loss_mismatch() -> SyntheticRun:
+    return _single_unit_output("softmax", "binary_crossentropy")
+
+
+def _constant_output() -> SyntheticRun:
+    # Keras trains the cached logit: the loss falls, every prediction is 1.0.
+    run = _single_unit_output("softmax", "binary_crossentropy")
+    for metric in ("output_mean", "output_min", "output_max"):
+        run.set(metric, "output_0", 1.0)
+    run.set("output_spread", "output_0", 0.0)
+    run.set("act_min", "dense_2", 1.0)
+    run.set("act_max", "dense_2", 1.0)
+    return run
+
+
+def _target_loss_mismatch() -> SyntheticRun:
+    # Class ids 0-9 under binary cross-entropy on one sigmoid unit.
+    run = _single_unit_output("sigmoid", "binary_crossentropy")
+    set_targets(run, 0.0, 9.0, 4.5, 2.87, 10, True)
+    return run
+
+
+def _regression_output(run: SyntheticRun) -> SyntheticRun:
+    details = run.output_details["output_0"]
+    details.update(activation="linear", shape=(128, 1), loss="mean_squared_error")
+    details.update(target_dtype="float32", target_shape=(128, 1), from_logits=None)
+    run.outputs = (("output_0", False),)
+    run.values.pop("gap_argmax_agreement/output_0")
+    run.set("output_mean", "output_0", 0.2, noise=0.1)
+    run.set("output_min", "output_0", -2.5, noise=0.1)
+    run.set("output_max", "output_0", 3.0, noise=0.1)
+    run.set("output_spread", "output_0", 1.1, noise=0.1)
+    return run
+
+
+def _unscaled_target() -> SyntheticRun:
+    # House prices in dollars, predicted by an untrained linear output.
+    run = _regression_output(mlp_bn())
+    set_targets(run, 5.0e4, 5.0e5, 2.4e5, 1.1e5, 64, False)
+    return run
+
+
+def _constant_target() -> SyntheticRun:
+    run = _regression_output(mlp_bn())
+    set_targets(run, 3.5, 3.5, 3.5, 0.0, 1, False)
+    return run
+
+
+def _bn_axis() -> SyntheticRun:
+    # BatchNormalization(axis=1) on (batch, steps, channels) sequences.
+    run = mlp_bn()
+    layer = run.layer("batch_normalization")
+    layer.input_shape = (None, 16, 64)
+    layer.normalization["axis"] = (1,)
+    return run
+
+
 SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
     "vanishing_gradient": _vanishing,
     "exploding_gradient": _exploding,
@@ -600,6 +720,12 @@ SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
     "not_learning": _not_learning,
     "learning_rate": _learning_rate,
     "exploding_activation": _exploding_activation,
+    "output_loss_mismatch": _output_loss_mismatch,
+    "target_loss_mismatch": _target_loss_mismatch,
+    "constant_output": _constant_output,
+    "unscaled_target": _unscaled_target,
+    "constant_target": _constant_target,
+    "bn_axis": _bn_axis,
 }
 """Rule id → a run on which that rule (at least) must fire."""
 

@@ -30,10 +30,17 @@ from bnscope.analysis.rules.gradients import EXPLODING_GRADIENT, VANISHING_GRADI
 from bnscope.analysis.rules.inputs import UNNORMALIZED_INPUT
 from bnscope.analysis.rules.learning import LEARNING_RATE, NOT_LEARNING
 from bnscope.analysis.rules.numerics import NONFINITE
+from bnscope.analysis.rules.outputs import CONSTANT_OUTPUT, OUTPUT_LOSS_MISMATCH
 from bnscope.analysis.rules.structure import (
     BIAS_BEFORE_BN,
+    BN_AXIS,
     DROPOUT_BEFORE_BN,
     SMALL_BATCH_BN,
+)
+from bnscope.analysis.rules.targets import (
+    CONSTANT_TARGET,
+    TARGET_LOSS_MISMATCH,
+    UNSCALED_TARGET,
 )
 from bnscope.analysis.runs import Run
 
@@ -54,6 +61,13 @@ RULES: tuple[Rule, ...] = (
     NOT_LEARNING,
     LEARNING_RATE,
     EXPLODING_ACTIVATION,
+    # Targets, outputs and the BN axis (issue 15).
+    OUTPUT_LOSS_MISMATCH,
+    TARGET_LOSS_MISMATCH,
+    CONSTANT_OUTPUT,
+    UNSCALED_TARGET,
+    CONSTANT_TARGET,
+    BN_AXIS,
 )
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 

@@ -32,6 +32,13 @@ MIN_PROBES = 5
 # on a fixed batch, which only Dropout and BN batch statistics make).
 STILL_FRACTION = 0.01
 NEVER_BELOW_FRACTION = 0.02
+# A classifier that guesses: the cross-entropy of a uniform prediction is
+# ln(classes) (ln 2 per unit for binary cross-entropy). The last 5 probes all
+# within 2% of it count as sitting there (bnscope's choice: a model that
+# learns passes that level in a probe or two; one predicting the class priors
+# of unbalanced data sits below it and is not reported).
+CHANCE_FRACTION = 0.02
+_CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy"}
 # Updates per step relative to the weights: "a rough heuristic is that this
 # ratio should be somewhere around 1e-3. If it is lower than this then the
 # learning rate might be too low. If it is higher then the learning rate is
@@ -43,6 +50,10 @@ UPDATE_RATIO_RULE_OF_THUMB = 1e-3
 UPDATE_RATIO_LOW = UPDATE_RATIO_RULE_OF_THUMB / 100
 UPDATE_RATIO_HIGH = UPDATE_RATIO_RULE_OF_THUMB * 100
 _WINDOW = 5
+_NOT_LEARNING_HINT = (
+    "check the findings listed above it; else the learning rate, the output "
+    "activation against the loss, and the targets"
+)
 
 
 @dataclass(frozen=True)
@@ -89,9 +100,71 @@ def loss_stall(run: Run) -> Stall | None:
     return Stall(start, recent, lowest, int(steps[0]), int(steps[-1]), len(steps))
 
 
+def chance_level(run: Run) -> tuple[float, str] | None:
+    """The loss of a uniform guess, for a single-output classifier whose loss is known.
+
+    Returns `(level, what)`, e.g. `(2.303, "ln(10) of a 10-class softmax")`.
+    """
+    outputs = () if run.metadata is None else run.metadata.outputs
+    if len(outputs) != 1:
+        return None
+    output = outputs[0]
+    units, loss = output.units, output.loss
+    if output.from_logits or units is None:
+        return None
+    if loss in _CROSS_ENTROPIES and output.activation == "softmax" and units >= 2:
+        return math.log(units), f"ln({units}) of a {units}-class softmax"
+    if loss == "binary_crossentropy" and output.activation == "sigmoid":
+        return math.log(2.0), "ln(2) of a sigmoid that guesses"
+    return None
+
+
+def _at_chance(run: Run) -> tuple[Stall, float, str] | None:
+    """A fresh, long enough run whose recent probe losses all sit at chance."""
+    chance = chance_level(run)
+    loss = run.series(tags.LOSS, tags.MODEL_SUBJECT)
+    if chance is None or loss is None:
+        return None
+    finite = np.isfinite(loss.values)
+    steps, values = loss.steps[finite], loss.values[finite]
+    if len(steps) < MIN_PROBES or steps[0] > FRESH_STEP:
+        return None
+    if steps[-1] - steps[0] < MIN_STEPS:
+        return None
+    level, what = chance
+    recent = values[-_WINDOW:]
+    if not np.all(np.abs(recent - level) <= CHANCE_FRACTION * level):
+        return None
+    stall = Stall(
+        float(values[0]),
+        float(np.median(recent)),
+        float(values[1:].min()),
+        int(steps[0]),
+        int(steps[-1]),
+        len(steps),
+    )
+    return stall, level, what
+
+
 def check_not_learning(rule: Rule, run: Run) -> Iterator[Finding]:
     stall = loss_stall(run)
     if stall is None:
+        chance = _at_chance(run)
+        if chance is None:
+            return
+        stall, level, what = chance
+        yield rule.finding(
+            steps=(stall.first_step, stall.last_step),
+            value=stall.recent,
+            threshold=level,
+            message=(
+                f"the probe loss sits at {format_number(stall.recent)}, the chance "
+                f"level {what}, over the last {min(_WINDOW, stall.probes)} probes "
+                f"(it started at {format_number(stall.start)}): the model predicts "
+                "no better than a uniform guess"
+            ),
+            hint=_NOT_LEARNING_HINT,
+        )
         return
     steps = stall.last_step - stall.first_step
     if stall.start == 0.0:
@@ -114,10 +187,7 @@ def check_not_learning(rule: Rule, run: Run) -> Iterator[Finding]:
             f"at step {stall.first_step}, {format_number(stall.recent)} now) on a "
             "batch the model trains on: it is not learning"
         )
-        hint = (
-            "check the findings listed above it; else the learning rate, the "
-            "output activation against the loss, and the targets"
-        )
+        hint = _NOT_LEARNING_HINT
     yield rule.finding(
         steps=(stall.first_step, stall.last_step),
         value=stall.change,
@@ -199,8 +269,8 @@ def check_learning_rate(rule: Rule, run: Run) -> Iterator[Finding]:
 NOT_LEARNING = Rule(
     id="not_learning",
     severities=(WARNING,),
-    summary="the probe loss has not moved from its start",
-    source="bnscope's choice: < 1% change over >= 100 steps and 5 probes",
+    summary="the probe loss has not moved from its start, or sits at chance level",
+    source="bnscope's choice: < 1% change, or within 2% of ln(classes), over >= 100 steps and 5 probes",
     check=check_not_learning,
 )
 LEARNING_RATE = Rule(

@@ -1,6 +1,6 @@
 """Checks of the model's structure and setup, read from the run metadata.
 
-`small_batch_bn`, `bias_before_bn` and `dropout_before_bn`.
+`small_batch_bn`, `bias_before_bn`, `dropout_before_bn` and `bn_axis`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bnscope.analysis.rules.base import (
 )
 from bnscope.analysis.rules.model_graph import ModelGraph
 from bnscope.analysis.runs import Run
+from bnscope.schema import LayerMeta
 
 # Wu & He, "Group Normalization" (ECCV 2018): BN's error "increases rapidly
 # when the batch size becomes smaller"; at batch 2, GN has 10.6% lower
@@ -133,6 +134,93 @@ def check_dropout_before_bn(rule: Rule, run: Run) -> Iterator[Finding]:
             )
 
 
+# Layers whose output features are on the last axis whatever came before.
+_FEATURES_LAST = {
+    "Dense",
+    "Embedding",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "Bidirectional",
+    "MultiHeadAttention",
+}
+# Layers that move axes: past them, the layout upstream says nothing.
+_LAYOUT_CHANGES = {"Permute", "Reshape", "Lambda", "TimeDistributed"}
+
+
+def channel_axis(run: Run, layer: LayerMeta, rank: int) -> tuple[int, str] | None:
+    """The channel axis of `layer`'s input and its data format, if it can be told.
+
+    Walks upstream to the nearest layer that fixes the layout: one with a
+    `data_format` (a convolution, a pooling layer) or one whose features are
+    on the last axis (Dense, recurrent, attention). A chain that reaches the
+    model's first layer follows Keras' default, channels-last
+    (`keras.config.image_data_format()`). A layer that moves axes (Permute,
+    Reshape), or a chain that starts at an op rather than at the model input,
+    leaves the layout unknown: `None`.
+    """
+    seen: set[str] = set()
+    frontier = [layer]
+    while frontier:
+        current = frontier.pop(0)
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        if current is not layer:
+            if current.data_format in ("channels_first", "channels_last"):
+                first = current.data_format == "channels_first"
+                return (1 if first else rank - 1), current.data_format
+            if current.class_name in _FEATURES_LAST:
+                return rank - 1, "channels_last"
+            if current.class_name in _LAYOUT_CHANGES:
+                return None
+        if not current.inputs_from:
+            if current.depth != 0:
+                return None  # fed by an op (not a layer): layout unknown
+            continue
+        for name in current.inputs_from:
+            source = run.layer(name)
+            if source is None:
+                return None
+            frontier.append(source)
+    return rank - 1, "channels_last"
+
+
+def check_bn_axis(rule: Rule, run: Run) -> Iterator[Finding]:
+    for layer in run.layers:
+        normalization, shape = layer.normalization, layer.input_shape
+        if not layer.is_batch_norm or not shape or len(shape) < 2:
+            continue
+        rank = len(shape)
+        axes = sorted({axis % rank for axis in normalization.axis})
+        layout = channel_axis(run, layer, rank)
+        if layout is None:
+            continue
+        channel, data_format = layout
+        if not axes or axes == [channel]:
+            continue
+        shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+        where = ", ".join(str(axis) for axis in axes)
+        yield rule.finding(
+            layer=layer.name,
+            steps=run_steps(run),
+            message=(
+                f"{layer.name} normalizes axis {where} of its {shown} input, but "
+                f"the channel axis is {channel} ({data_format}): its statistics "
+                "are per row or position, not per channel"
+            ),
+            hint=(
+                f"create it with BatchNormalization(axis={-1 if channel == rank - 1 else channel})"
+                + (
+                    " (the default, right for channels_last)"
+                    if channel == rank - 1
+                    else ""
+                )
+            ),
+        )
+
+
 SMALL_BATCH_BN = Rule(
     id="small_batch_bn",
     severities=(WARNING,),
@@ -153,4 +241,11 @@ DROPOUT_BEFORE_BN = Rule(
     summary="Dropout feeding BN shifts variance between training and inference",
     source="Li et al., Understanding the disharmony between dropout and BN (2019)",
     check=check_dropout_before_bn,
+)
+BN_AXIS = Rule(
+    id="bn_axis",
+    severities=(WARNING,),
+    summary="BN normalizes an axis that is not the channel axis of its input",
+    source="BN normalizes each channel (Ioffe & Szegedy 2015, section 3.2)",
+    check=check_bn_axis,
 )
