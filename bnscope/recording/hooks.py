@@ -40,7 +40,8 @@ _LEAF_OPS = frozenset(
     {"Const", "ReadVariableOp", "VarHandleOp", "Placeholder", "VariableV2"}
 )
 # Bound on the raw ops walked per recording, so a model made mostly of raw
-# ops cannot make tracing slow (bnscope's choice; stock models need < 100).
+# ops cannot make tracing slow (bnscope's choice: MobileNetV3Small walks 18,
+# EfficientNetB0 none).
 _MAX_OPS_WALKED = 5000
 
 
