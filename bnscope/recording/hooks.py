@@ -35,9 +35,20 @@ VALUE_PRESERVING_OPS = frozenset(
     }
 )
 # Where walking back through raw ops stops: constants, weights and captured
-# values are not what a layer "reads".
+# values are not what a layer "reads", and an op that reads only a tensor's
+# shape (`ops.arange(ops.shape(x)[-1])` for positions) does not read its values.
 _LEAF_OPS = frozenset(
-    {"Const", "ReadVariableOp", "VarHandleOp", "Placeholder", "VariableV2"}
+    {
+        "Const",
+        "ReadVariableOp",
+        "VarHandleOp",
+        "Placeholder",
+        "VariableV2",
+        "Shape",
+        "ShapeN",
+        "Size",
+        "Rank",
+    }
 )
 # Bound on the raw ops walked per recording, so a model made mostly of raw
 # ops cannot make tracing slow (bnscope's choice: MobileNetV3Small walks 18,
