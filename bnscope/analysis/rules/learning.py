@@ -73,10 +73,10 @@ class Stall:
         return (self.recent - self.start) / abs(self.start) if self.start else 0.0
 
 
-def loss_stall(run: Run) -> Stall | None:
-    """The stalled probe loss of a run that started training fresh, if any."""
+def _fresh_loss(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
+    """The finite probe losses of a run long enough, from the start of training."""
     loss = run.series(tags.LOSS, tags.MODEL_SUBJECT)
-    if loss is None or len(loss) < MIN_PROBES:
+    if loss is None:
         return None
     finite = np.isfinite(loss.values)
     steps, values = loss.steps[finite], loss.values[finite]
@@ -84,6 +84,15 @@ def loss_stall(run: Run) -> Stall | None:
         return None
     if steps[-1] - steps[0] < MIN_STEPS:
         return None
+    return steps, values
+
+
+def loss_stall(run: Run) -> Stall | None:
+    """The stalled probe loss of a run that started training fresh, if any."""
+    fresh = _fresh_loss(run)
+    if fresh is None:
+        return None
+    steps, values = fresh
     start = float(values[0])
     recent = float(np.median(values[-_WINDOW:]))
     lowest = float(values[1:].min())
@@ -122,15 +131,10 @@ def chance_level(run: Run) -> tuple[float, str] | None:
 def _at_chance(run: Run) -> tuple[Stall, float, str] | None:
     """A fresh, long enough run whose recent probe losses all sit at chance."""
     chance = chance_level(run)
-    loss = run.series(tags.LOSS, tags.MODEL_SUBJECT)
-    if chance is None or loss is None:
+    fresh = _fresh_loss(run)
+    if chance is None or fresh is None:
         return None
-    finite = np.isfinite(loss.values)
-    steps, values = loss.steps[finite], loss.values[finite]
-    if len(steps) < MIN_PROBES or steps[0] > FRESH_STEP:
-        return None
-    if steps[-1] - steps[0] < MIN_STEPS:
-        return None
+    steps, values = fresh
     level, what = chance
     recent = values[-_WINDOW:]
     if not np.all(np.abs(recent - level) <= CHANCE_FRACTION * level):
