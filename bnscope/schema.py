@@ -82,6 +82,15 @@ class LayerMeta:
             batch axis included (`None` for an unknown dimension).
         data_format: `"channels_last"` or `"channels_first"` for layers that
             have one (convolutions, pooling, ...).
+        reads_inputs: The model inputs it reads directly (through dtype casts
+            and reshapes at most).
+        reads_ops: Types of the raw (non-layer) ops it reads, e.g.
+            `("AddV2",)` for `ReLU(6.0)(x + 3.0)`: TensorFlow op type names.
+        reads_ops_from: The layers and model inputs behind those ops.
+        kernel_size: Convolutions: the kernel size.
+        padding: Convolutions and pooling: `"valid"` or `"same"`.
+        role: The part it plays inside a composite Keras layer, e.g.
+            `"attention_key"` for MultiHeadAttention's key projection.
     """
 
     name: str
@@ -95,6 +104,12 @@ class LayerMeta:
     normalization: NormalizationMeta | None = None
     input_shape: Shape | None = None
     data_format: str | None = None
+    reads_inputs: tuple[str, ...] = ()
+    reads_ops: tuple[str, ...] = ()
+    reads_ops_from: tuple[str, ...] = ()
+    kernel_size: tuple[int, ...] = ()
+    padding: str | None = None
+    role: str | None = None
 
     @property
     def normalization_kind(self) -> str | None:
@@ -406,6 +421,12 @@ _CONVERTERS: dict[type, dict[str, Callable]] = {
         "normalization": _nested(NormalizationMeta),
         "input_shape": _shape,
         "data_format": _OPT_STR,
+        "reads_inputs": _str_tuple,
+        "reads_ops": _str_tuple,
+        "reads_ops_from": _str_tuple,
+        "kernel_size": _int_tuple,
+        "padding": _OPT_STR,
+        "role": _OPT_STR,
     },
     InputMeta: {"name": _OPT_STR, "dtype": _OPT_STR},
     OutputMeta: {

@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 
 from bnscope.analysis.reader import read_logdir, read_run
-from bnscope.analysis.rules import Finding, evaluate
+from bnscope.analysis.rules import Finding
 from bnscope.analysis.runs import Logdir, Run
+from bnscope.analysis.summary import summarize
 
 __all__ = ["findings", "load", "load_run"]
 
@@ -53,6 +54,9 @@ def load_run(run_dir: str | os.PathLike) -> Run:
 def findings(run: Run) -> tuple[Finding, ...]:
     """What bnscope's rules find in `run`: the findings `bnscope summarize` shows.
 
-    Ordered by severity (error first), then step, then depth.
+    One finding per cause (its `layers` name every layer concerned), per fit
+    segment where fits changed the setup, ordered as the report orders them:
+    each root cause (most severe first), then its likely consequences
+    (`caused_by` names the cause's rule).
     """
-    return evaluate(run)
+    return summarize(run).findings

@@ -29,7 +29,13 @@ def number(value: float | None) -> float | None:
 
 
 def finding(found: Finding) -> dict[str, Any]:
-    """One finding (non-finite numbers become `null`)."""
+    """One finding (non-finite numbers become `null`).
+
+    Besides the version-1 keys: `layers`, each layer the finding names with
+    its own steps, value and message (one finding per cause may name many);
+    `segments`, the fits it belongs to (empty for a single-fit run); and
+    `caused_by`, the rule id of its likely cause in the same report, or `null`.
+    """
     return {
         "rule": found.rule,
         "severity": found.severity,
@@ -40,6 +46,18 @@ def finding(found: Finding) -> dict[str, Any]:
         "threshold": number(found.threshold),
         "message": found.message,
         "hint": found.hint,
+        "layers": [
+            {
+                "layer": detail.layer,
+                "step": detail.step,
+                "last_step": detail.last_step,
+                "value": number(detail.value),
+                "message": detail.message,
+            }
+            for detail in found.layers
+        ],
+        "segments": list(found.segments),
+        "caused_by": found.caused_by,
     }
 
 
@@ -53,6 +71,15 @@ def run_summary(report: RunReport) -> dict[str, Any]:
         "layers": [layer.name for layer in run.layers],
         "findings": [finding(f) for f in report.findings],
         "notes": list(run.notes),
+        "segments": [
+            {
+                "index": segment.index,
+                "label": segment.label,
+                "steps": [segment.first_step, segment.last_step],
+                "fits": segment.fits,
+            }
+            for segment in report.segments
+        ],
     }
 
 

@@ -33,14 +33,13 @@ from bnscope.analysis.discovery import (
     reason,
     run_names,
 )
-from bnscope.analysis.runs import Logdir, ReadStats, Run, Series
+from bnscope.analysis.runs import Fit, Logdir, ReadStats, Run, Series, fits_from_records
 from bnscope.events.decoding import (
     SummaryTemplate,
     event_summary_span,
     summary_template,
 )
 from bnscope.events.tfrecord import FramingReport, iter_records
-from bnscope.schema import RunMetadata
 
 __all__ = ["ReaderError", "iter_runs", "read_logdir", "read_run"]
 
@@ -112,7 +111,8 @@ class _Layout:
 class _Accumulator:
     layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict)
     templates: dict[int, list[SummaryTemplate]] = field(default_factory=dict)
-    metadata: tuple[int, str] | None = None  # (sequence, json text)
+    # One per fit: (sequence, step, file index, json text).
+    metadata: list[tuple[int, int, int, str]] = field(default_factory=list)
     sequence: int = 0
     file_min_steps: list[float] = field(default_factory=list)
     records: int = 0
@@ -213,7 +213,7 @@ def _decode_file(
                 tensor = values[layout.metadata_position].tensor
                 if tensor.string_val:
                     text = tensor.string_val[0].decode("utf-8", "replace")
-                    acc.metadata = (acc.sequence, text)
+                    acc.metadata.append((acc.sequence, step, file_index, text))
             if not layout.scalar_positions:
                 continue
             if layout.fast:
@@ -283,6 +283,22 @@ def _merge_series(acc: _Accumulator) -> dict[str, Series]:
     return scalars
 
 
+def _fits(acc: _Accumulator, notes: list[str]) -> tuple[Fit, ...]:
+    """Each fit's metadata with the step it was written at, in training order.
+
+    The callback writes the metadata at the first probe of every `fit`. A
+    record that a later file supersedes (training resumed from an earlier
+    step) is dropped with the steps it described.
+    """
+    mins = acc.file_min_steps
+    kept = [
+        (step, text)
+        for _, step, file_index, text in sorted(acc.metadata)
+        if not [m for m in mins[file_index + 1 :] if m <= step]
+    ]
+    return fits_from_records(kept, notes)
+
+
 def read_run(run_dir: str, name: str | None = None) -> Run:
     """Reads and merges every event file of one run directory.
 
@@ -339,10 +355,9 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
     if acc.undecodable:
         notes.append(f"skipped {acc.undecodable} records that are not Event protos")
     scalars = _merge_series(acc)
-    metadata = None
-    if acc.metadata is not None:
-        metadata = RunMetadata.loads(acc.metadata[1], notes)
-    elif scalars:
+    fits = _fits(acc, notes)
+    metadata = fits[-1].metadata if fits else None
+    if metadata is None and scalars:
         # Tags alone make a bnscope run only when they are unambiguous
         # (`tags.parse_tag`); say so, since the layer details are missing.
         notes.append(
@@ -367,7 +382,8 @@ def read_run(run_dir: str, name: str | None = None) -> Run:
         scalars=scalars,
         metadata=metadata,
         stats=stats,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
+        fits=fits,
     )
 
 

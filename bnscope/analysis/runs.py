@@ -13,7 +13,7 @@ number of tags, not with layers × tags.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,39 @@ class ReadStats:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """One `fit` (or one observer) that wrote to a run, and its metadata.
+
+    Args:
+        step: The step its metadata was written at (its first probe).
+        metadata: The run metadata as that fit saw the model.
+    """
+
+    step: int
+    metadata: RunMetadata
+
+
+def fits_from_records(
+    records: Iterable[tuple[int, str]], notes: list[str]
+) -> tuple[Fit, ...]:
+    """`Fit`s from `(step, metadata JSON text)` records, sorted by step.
+
+    Identical texts (the same setup fitted again) are parsed once; a record
+    that does not parse is left out with a note. The TensorBoard plugin builds
+    its runs' fits with this too.
+    """
+    parsed: dict[str, RunMetadata | None] = {}
+    fits: list[Fit] = []
+    for step, text in records:
+        if text not in parsed:
+            parsed[text] = RunMetadata.loads(text, notes)
+        if parsed[text] is not None:
+            fits.append(Fit(step=int(step), metadata=parsed[text]))
+    fits.sort(key=lambda fit: fit.step)
+    return tuple(fits)
+
+
+@dataclass(frozen=True)
 class Run:
     """Everything bnscope recorded in one run.
 
@@ -85,6 +118,8 @@ class Run:
         layers: Observed layers in depth (call) order. Defaults to the
             metadata's, or without metadata to the layers ordered by the
             first step they were recorded at, then by name (`natural_key`).
+        fits: Every fit's metadata with its first step, in training order
+            (`metadata` is the last one's); see `bnscope.analysis.segments`.
 
     Example:
 
@@ -104,6 +139,7 @@ class Run:
     stats: ReadStats = field(default_factory=ReadStats)
     notes: tuple[str, ...] = ()
     layers: tuple[LayerMeta, ...] | None = None
+    fits: tuple[Fit, ...] = ()
     _index: dict[str, dict[str, Series]] = field(init=False, repr=False, compare=False)
     _layers_by_name: dict[str, LayerMeta] = field(init=False, repr=False, compare=False)
     # VARIABLE metrics by layer: metric -> layer -> [(variable, series)].

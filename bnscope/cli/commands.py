@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         default="error",
         help="exit 1 when a finding at or above this severity exists (default: error)",
     )
+    summarize.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show everything: every layer of grouped findings, every hint, all layers",
+    )
 
     compare = commands.add_parser(
         "compare",
@@ -150,6 +156,7 @@ def summarize_command(
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
     width: int | None = None,
+    verbose: bool = False,
 ) -> int:
     """Runs `bnscope summarize` and returns its exit code.
 
@@ -160,6 +167,8 @@ def summarize_command(
         stdout: Where the report goes. Defaults to `None` (`sys.stdout`).
         stderr: Where errors and notes go. Defaults to `None` (`sys.stderr`).
         width: Report width in columns. Defaults to `None` (the terminal's).
+        verbose: Show every layer of grouped findings, every hint (also the
+            repeated ones) and every layer in the table. Defaults to `False`.
     """
     from bnscope.analysis.reader import ReaderError
 
@@ -183,7 +192,7 @@ def summarize_command(
         from bnscope.cli.theme import make_console
 
         console = make_console(stdout, width)
-        _emit(stdout, lambda: console.print(render_reports(reports)))
+        _emit(stdout, lambda: console.print(render_reports(reports, verbose)))
     failed = any(report.fails(fail_on) for report in reports)
     return EXIT_FINDINGS if failed else EXIT_OK
 
@@ -293,7 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "summarize":
-            return summarize_command(args.logdir, args.json, args.fail_on)
+            return summarize_command(
+                args.logdir, args.json, args.fail_on, verbose=args.verbose
+            )
         if args.command == "compare":
             return compare_command(args.run_a, args.run_b, args.json)
         if args.command == "demo":

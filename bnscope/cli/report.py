@@ -11,14 +11,13 @@ from itertools import accumulate
 
 import numpy as np
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.padding import Padding
 from rich.rule import Rule as HorizontalRule
 from rich.table import Table
 from rich.text import Text
 
 from bnscope import tags
 from bnscope.analysis.formatting import format_number, one_line, percent
-from bnscope.analysis.rules import Finding
+from bnscope.analysis.rules import SEVERITIES, SEVERITY_RANK, Finding
 from bnscope.analysis.runs import Run, Series
 from bnscope.analysis.summary import RunReport
 from bnscope.cli.theme import SEVERITY_LABEL, SEVERITY_STYLE
@@ -132,6 +131,32 @@ def verdict(report: RunReport) -> Text:
     return Text("✓ healthy", style="bnscope.ok")
 
 
+def verdict_line(report: RunReport) -> Text:
+    """One line saying what matters: the root causes, most severe first."""
+    serious = [
+        cause
+        for cause in report.causes
+        if SEVERITY_RANK[cause.finding.severity] <= SEVERITY_RANK["warning"]
+        or cause.severity_rank <= SEVERITY_RANK["warning"]
+    ]
+    line = Text("verdict: ", style="bnscope.title")
+    if not serious:
+        notes = len(report.findings)
+        text = "healthy: nothing looks wrong"
+        if notes:
+            text += f" ({notes} note{'s' if notes != 1 else ''} below)"
+        return line.append(text, style="bnscope.ok")
+    style = SEVERITY_STYLE[SEVERITIES[min(c.severity_rank for c in serious)]]
+    names = list(dict.fromkeys(cause.finding.rule for cause in serious))
+    effects = sum(len(cause.consequences) for cause in serious)
+    what = f"{len(names)} root cause{'s' if len(names) != 1 else ''}: " + ", ".join(
+        names
+    )
+    if effects:
+        what += f" ({effects} likely consequence{'s' if effects != 1 else ''})"
+    return line.append(what, style=style)
+
+
 # -- Renderables ------------------------------------------------------------------
 
 
@@ -142,8 +167,7 @@ def render_header(report: RunReport) -> RenderableType:
     title.append("  ")
     title.append_text(verdict(report))
     line = Text()
-    model = run.model_name or "unknown model"
-    line.append(f"model {model}")
+    line.append(run.model_name or "unknown model")
     if run.model_class:
         line.append(f" ({run.model_class})", style="bnscope.muted")
     steps = run.steps
@@ -154,95 +178,142 @@ def render_header(report: RunReport) -> RenderableType:
     batch = None if run.metadata is None else run.metadata.batch_size
     if batch:
         line.append(f" · batch {batch}")
-    return Group(HorizontalRule(title, style="bnscope.rule", align="left"), line)
+    parts: list[RenderableType] = [
+        HorizontalRule(title, style="bnscope.rule", align="left"),
+        line,
+    ]
+    if len(report.segments) > 1:
+        fits = Text("fits: ", style="bnscope.muted")
+        fits.append(" · ".join(segment.label for segment in report.segments))
+        parts.append(fits)
+    parts.append(verdict_line(report))
+    return Group(*parts)
 
 
-# Below this width the findings are stacked (a line of severity, rule, layer
-# and steps, then the text indented below it) instead of a table whose text
-# column would be a few characters wide: bnscope's choice, where the table's
-# fixed columns (about 40) leave the text fewer than 24 columns.
-STACKED_FINDINGS_BELOW = 64
+def _where(finding: Finding, report: RunReport | None) -> str:
+    """`steps 1–450`, with the fit(s) when the run has several."""
+    where = _steps_text(finding.step, finding.last_step)
+    text = f"steps {where}" if where else ""
+    if report is not None and len(report.segments) > 1 and finding.segments:
+        labels = [
+            segment.label.split(" (")[0]
+            for index in finding.segments
+            if (segment := report.segment(index)) is not None
+        ]
+        if len(labels) == len(report.segments):
+            labels = ["all fits"]
+        text = " · ".join(part for part in (", ".join(labels), text) if part)
+    return text
 
 
-def _detail(finding: Finding) -> Text:
-    detail = Text(one_line(finding.message))
-    if finding.value is not None:
-        detail.append(
-            f"\nvalue {format_number(finding.value)} · limit {format_number(finding.threshold)}",
-            style="bnscope.muted",
-        )
-    detail.append("\n→ " + finding.hint, style="bnscope.hint")
-    return detail
+class _FindingBlock:
+    """One finding as a block of lines: label, rule and steps, then its text."""
 
-
-def _label(finding: Finding) -> Text:
-    return Text(
-        SEVERITY_LABEL[finding.severity], style=SEVERITY_STYLE[finding.severity]
-    )
-
-
-class FindingsView:
-    """The findings: a table, or stacked when the console is narrow.
-
-    Args:
-        findings: The findings, most severe first.
-    """
-
-    def __init__(self, findings: Iterable[Finding]):
-        self.findings = list(findings)
+    def __init__(
+        self,
+        finding: Finding,
+        report: RunReport | None,
+        indent: int,
+        show_hint: bool,
+        verbose: bool,
+    ):
+        self.finding = finding
+        self.report = report
+        self.indent = indent
+        self.show_hint = show_hint
+        self.verbose = verbose
 
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> RenderResult:
-        if not self.findings:
-            yield Text("No findings: nothing looks wrong.", style="bnscope.ok")
-        elif options.max_width < STACKED_FINDINGS_BELOW:
-            yield self._stacked()
-        else:
-            yield self._table()
-
-    def _table(self) -> Table:
-        table = Table(
-            show_header=True,
-            header_style="bnscope.title",
-            box=None,
-            pad_edge=False,
-            expand=True,
-            title="Findings",
-            title_justify="left",
-            title_style="bnscope.title",
+        finding = self.finding
+        table = Table.grid(padding=(0, 1))
+        if self.indent:
+            table.add_column(width=self.indent - 1, no_wrap=True)
+        table.add_column(width=5, no_wrap=True)
+        table.add_column()
+        head = Text(finding.rule, style="bnscope.title")
+        if finding.layer and len(finding.layers) <= 1:
+            head.append(f" {one_line(finding.layer)}", style="bnscope.layer")
+        where = _where(finding, self.report)
+        if where:
+            head.append(f" · {where}", style="bnscope.muted")
+        body: list[RenderableType] = [Text(one_line(finding.message))]
+        if finding.value is not None:
+            body.append(
+                Text(
+                    f"value {format_number(finding.value)} · limit "
+                    f"{format_number(finding.threshold)}",
+                    style="bnscope.muted",
+                )
+            )
+        if self.verbose and len(finding.layers) > 1:
+            details = Table.grid(padding=(0, 1))
+            details.add_column(no_wrap=True, style="bnscope.layer")
+            details.add_column(style="bnscope.muted")
+            for detail in finding.layers:
+                details.add_row(one_line(detail.layer), one_line(detail.message))
+            body.append(details)
+        if self.show_hint:
+            hint = Table.grid(padding=(0, 1))
+            hint.add_column(no_wrap=True, style="bnscope.hint")
+            hint.add_column(style="bnscope.hint")
+            hint.add_row("→", finding.hint)
+            body.append(hint)
+        label = Text(
+            SEVERITY_LABEL[finding.severity], style=SEVERITY_STYLE[finding.severity]
         )
-        table.add_column("", no_wrap=True, min_width=5)
-        table.add_column("finding", no_wrap=True, max_width=24, overflow="ellipsis")
-        table.add_column("steps", no_wrap=True, justify="right")
-        table.add_column("what and what to do", ratio=1)
-        for finding in self.findings:
-            name = Text(finding.rule, style="bnscope.title")
-            if finding.layer:
-                name.append("\n" + one_line(finding.layer), style="bnscope.layer")
-            steps = _steps_text(finding.step, finding.last_step)
-            table.add_row(_label(finding), name, steps, _detail(finding))
-        return table
-
-    def _stacked(self) -> Group:
-        parts: list[RenderableType] = [Text("Findings", style="bnscope.title")]
-        for finding in self.findings:
-            line = _label(finding)
-            line.append("  ")
-            line.append(finding.rule, style="bnscope.title")
-            if finding.layer:
-                line.append("  ")
-                line.append(one_line(finding.layer), style="bnscope.layer")
-            steps = _steps_text(finding.step, finding.last_step)
-            if steps:
-                line.append(f"  steps {steps}", style="bnscope.muted")
-            parts.extend([line, Padding(_detail(finding), (0, 0, 0, 2))])
-        return Group(*parts)
+        lead = [Text("↳", style="bnscope.muted")] if self.indent else []
+        table.add_row(*lead, label, head)
+        table.add_row(*([Text("")] if self.indent else []), Text(""), Group(*body))
+        yield table
 
 
-def render_findings(findings: Iterable[Finding]) -> RenderableType:
-    """The findings, most severe first, laid out for the console's width."""
-    return FindingsView(findings)
+def render_findings(
+    findings: Iterable[Finding],
+    report: RunReport | None = None,
+    verbose: bool = False,
+) -> RenderableType:
+    """Findings as blocks; each hint is printed once unless `verbose`."""
+    findings = list(findings)
+    if not findings:
+        return Text("No findings: nothing looks wrong.", style="bnscope.ok")
+    blocks: list[RenderableType] = [Text("Findings", style="bnscope.title")]
+    shown: set[str] = set()
+    for finding in findings:
+        blocks.append(_block(finding, report, 0, shown, verbose))
+    return Group(*blocks)
+
+
+def _block(
+    finding: Finding,
+    report: RunReport | None,
+    indent: int,
+    shown: set[str],
+    verbose: bool,
+) -> _FindingBlock:
+    show_hint = verbose or finding.hint not in shown
+    shown.add(finding.hint)
+    return _FindingBlock(finding, report, indent, show_hint, verbose)
+
+
+def render_causes(report: RunReport, verbose: bool = False) -> RenderableType:
+    """Root causes, most severe first, each with its likely consequences beneath."""
+    if not report.findings:
+        return Text("No findings: nothing looks wrong.", style="bnscope.ok")
+    title = Text("Findings", style="bnscope.title")
+    if any(cause.consequences for cause in report.causes):
+        title.append(
+            " (root causes first; ↳ likely consequences of the one above)",
+            style="bnscope.muted",
+        )
+    blocks: list[RenderableType] = [title]
+    shown: set[str] = set()
+    for cause in report.causes:
+        blocks.append(_block(cause.finding, report, 0, shown, verbose))
+        for consequence in cause.consequences:
+            blocks.append(_block(consequence, report, 2, shown, verbose))
+    return Group(*blocks)
 
 
 class LayerTable:
@@ -254,8 +325,9 @@ class LayerTable:
 
     columns = ("grad norm", "act std", "dead/sat", "BN drift")
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, layers: Sequence[LayerMeta] | None = None):
         self.run = run
+        self.layers = tuple(run.layers if layers is None else layers)
 
     def _cells(self, layer: LayerMeta, spark: int) -> list[Text]:
         run = self.run
@@ -275,7 +347,7 @@ class LayerTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> RenderResult:
-        layers = self.run.layers
+        layers = self.layers
         width = options.max_width
         depth_width = len(str(max((layer.depth for layer in layers), default=0)))
         name_width = min(max((len(layer.name) for layer in layers), default=5), 22)
@@ -335,9 +407,35 @@ class LayerTable:
             yield Text(f"(too narrow for: {hidden})", style="bnscope.muted")
 
 
-def render_layers(run: Run) -> RenderableType:
-    """Per-layer table in depth order with current values and sparklines."""
-    return LayerTable(run)
+# Above this many layers the default report shows only the layers findings
+# name (and the first and last); `--verbose` shows all (bnscope's choice: a
+# screenful at 40 layers, while ResNet50 has 177).
+LAYER_TABLE_LIMIT = 40
+
+
+def render_layers(run: Run, only: Sequence[str] | None = None) -> RenderableType:
+    """Per-layer table in depth order with current values and sparklines.
+
+    Args:
+        run: The run.
+        only: Show just these layers (plus the first and the last), with a
+            line saying how many were left out. Defaults to `None` (all).
+    """
+    if only is None:
+        return LayerTable(run)
+    keep = set(only)
+    if run.layers:
+        keep |= {run.layers[0].name, run.layers[-1].name}
+    layers = tuple(layer for layer in run.layers if layer.name in keep)
+    left_out = len(run.layers) - len(layers)
+    table = LayerTable(run, layers)
+    if not left_out:
+        return table
+    note = Text(
+        f"{left_out} more layers not shown (--verbose shows every layer)",
+        style="bnscope.muted",
+    )
+    return Group(table, note)
 
 
 def render_notes(notes: Iterable[str]) -> RenderableType | None:
@@ -353,20 +451,29 @@ def render_notes(notes: Iterable[str]) -> RenderableType | None:
     return text
 
 
-def render_run(report: RunReport) -> RenderableType:
-    """Header, findings by severity, per-layer table, and read notes of one run."""
+def render_run(report: RunReport, verbose: bool = False) -> RenderableType:
+    """Header and verdict, findings by root cause, per-layer table, read notes."""
     parts: list[RenderableType] = [render_header(report), Text("")]
-    parts.append(render_findings(report.findings))
+    parts.append(render_causes(report, verbose))
     parts.append(Text(""))
-    if report.run.layers:
-        parts.append(render_layers(report.run))
-    notes = render_notes(report.run.notes)
+    run = report.run
+    if run.layers:
+        if verbose or len(run.layers) <= LAYER_TABLE_LIMIT:
+            parts.append(render_layers(run))
+        else:
+            serious = [f for f in report.findings if f.severity != "info"]
+            named = [d.layer for f in serious for d in f.layers]
+            named += [f.layer for f in serious if f.layer]
+            parts.append(render_layers(run, only=named))
+    notes = render_notes(run.notes)
     if notes is not None:
         parts.extend([Text(""), notes])
     parts.append(Text(""))
     return Group(*parts)
 
 
-def render_reports(reports: Sequence[RunReport]) -> RenderableType:
+def render_reports(
+    reports: Sequence[RunReport], verbose: bool = False
+) -> RenderableType:
     """Every run's report, one after another."""
-    return Group(*(render_run(report) for report in reports))
+    return Group(*(render_run(report, verbose) for report in reports))

@@ -20,6 +20,41 @@ from keras import tree
 
 from bnscope.recording.layer_info import OPAQUE_LAYERS
 
+# Graph ops that only change a tensor's dtype or shape: a layer reading a
+# model input through them still reads the raw input (Functional models cast
+# inputs to the compute dtype, for example).
+VALUE_PRESERVING_OPS = frozenset(
+    {
+        "Cast",
+        "Identity",
+        "IdentityN",
+        "Reshape",
+        "ExpandDims",
+        "Squeeze",
+        "StopGradient",
+    }
+)
+# Where walking back through raw ops stops: constants, weights and captured
+# values are not what a layer "reads", and an op that reads only a tensor's
+# shape (`ops.arange(ops.shape(x)[-1])` for positions) does not read its values.
+_LEAF_OPS = frozenset(
+    {
+        "Const",
+        "ReadVariableOp",
+        "VarHandleOp",
+        "Placeholder",
+        "VariableV2",
+        "Shape",
+        "ShapeN",
+        "Size",
+        "Rank",
+    }
+)
+# Bound on the raw ops walked per recording, so a model made mostly of raw
+# ops cannot make tracing slow (bnscope's choice: MobileNetV3Small walks 18,
+# EfficientNetB0 none).
+_MAX_OPS_WALKED = 5000
+
 
 @dataclass(eq=False)  # holds tensors: compare by identity
 class LayerCall:
@@ -31,6 +66,12 @@ class LayerCall:
     outputs: Any
     training: bool | None
     inputs_from: list[str]
+    # Model inputs read directly (or through casts and reshapes only).
+    reads_inputs: list[str] = field(default_factory=list)
+    # Raw (non-layer) ops read, by op type, and the layers and model inputs
+    # behind them: `ReLU(6.0)(x + 3.0)` reads `AddV2` from the layer of `x`.
+    reads_ops: list[str] = field(default_factory=list)
+    reads_ops_from: list[str] = field(default_factory=list)
     # bnscope.layers expose the batch statistics they computed.
     batch_mean: Any = None
     batch_variance: Any = None
@@ -42,8 +83,16 @@ class Recording:
 
     calls: list[LayerCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # id of a model input tensor -> its name (see `LayerHooks.recording`).
+    inputs: dict[int, str] = field(default_factory=dict)
     _seen: set[int] = field(default_factory=set)
     _producers: dict[int, str] = field(default_factory=dict)
+    # id of a raw-op tensor -> {(kind, source): op types on the way},
+    # memoized; kind is `_LAYER` or `_INPUT`.
+    _behind: dict[int, dict[tuple[str, str], frozenset[str]]] = field(
+        default_factory=dict
+    )
+    _ops_walked: int = 0
 
     def by_name(self) -> dict[str, LayerCall]:
         return {call.name: call for call in self.calls}
@@ -97,9 +146,17 @@ class LayerHooks:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def recording(self) -> Iterator[Recording]:
-        """Hooks every leaf layer for the duration of the block."""
-        recording = Recording()
+    def recording(self, inputs: dict[str, Any] | None = None) -> Iterator[Recording]:
+        """Hooks every leaf layer for the duration of the block.
+
+        Args:
+            inputs: `name -> tensor` of the model inputs the block feeds the
+                model, so each call can say which layers read a model input
+                and which read raw ops. Defaults to `None` (not tracked).
+        """
+        recording = Recording(
+            inputs={id(tensor): name for name, tensor in (inputs or {}).items()}
+        )
         installed = []
         try:
             if not self._recordings:
@@ -137,11 +194,26 @@ class LayerHooks:
             flat_inputs = [
                 t for t in tree.flatten((args, kwargs)) if hasattr(t, "shape")
             ]
-            sources = []
+            sources: list[str] = []
+            reads_inputs: list[str] = []
+            reads_ops: list[str] = []
+            reads_ops_from: list[str] = []
             for tensor in flat_inputs:
                 source = recording._producers.get(id(tensor))
-                if source is not None and source not in sources:
-                    sources.append(source)
+                if source is not None:
+                    _add(sources, source)
+                    continue
+                if id(tensor) in recording.inputs:
+                    _add(reads_inputs, recording.inputs[id(tensor)])
+                    continue
+                behind_ops = _behind_ops(recording, tensor)
+                for (kind, behind), op_types in behind_ops.items():
+                    if kind == _INPUT and op_types <= VALUE_PRESERVING_OPS:
+                        _add(reads_inputs, behind)
+                        continue
+                    _add(reads_ops_from, behind)
+                    for op_type in sorted(op_types):
+                        _add(reads_ops, op_type)
             recording.calls.append(
                 LayerCall(
                     name=name,
@@ -150,12 +222,81 @@ class LayerHooks:
                     outputs=flat_outputs[0] if flat_outputs else None,
                     training=kwargs.get("training"),
                     inputs_from=sources,
+                    reads_inputs=reads_inputs,
+                    reads_ops=reads_ops,
+                    reads_ops_from=reads_ops_from,
                     batch_mean=_last_batch_statistic(layer, "last_batch_mean"),
                     batch_variance=_last_batch_statistic(layer, "last_batch_variance"),
                 )
             )
         for tensor in flat_outputs:
             recording._producers[id(tensor)] = name
+
+
+def _add(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+_LAYER, _INPUT = "layer", "input"
+
+
+def _behind_ops(recording: Recording, tensor) -> dict[tuple[str, str], frozenset[str]]:
+    """The layers and model inputs a raw-op tensor is computed from.
+
+    Walks the graph back from `tensor` through ops no layer produced, to the
+    nearest layer outputs and model inputs, and returns each of them with the
+    op types on the way. Eager tensors (no graph to walk) give nothing.
+    Iterative with memoization: each raw op is visited once per recording.
+    """
+    memo = recording._behind
+    stack: list[tuple[Any, tuple[str, list] | None]] = [(tensor, None)]
+    while stack:
+        current, op = stack.pop()
+        key = id(current)
+        if op is None:
+            if key in memo:
+                continue
+            memo[key] = {}  # stays empty where the walk stops
+            op = _op_inputs(recording, current)
+            if op is not None:
+                stack.append((current, op))
+                stack.extend((t, None) for t in op[1] if _source(recording, t) is None)
+            continue
+        op_type, op_inputs = op
+        found: dict[tuple[str, str], set[str]] = {}
+        for each in op_inputs:
+            source = _source(recording, each)
+            if source is not None:
+                found.setdefault(source, set()).add(op_type)
+                continue
+            for behind, op_types in memo.get(id(each), {}).items():
+                found.setdefault(behind, set()).update(op_types | {op_type})
+        memo[key] = {source: frozenset(types) for source, types in found.items()}
+    return memo.get(id(tensor), {})
+
+
+def _source(recording: Recording, tensor) -> tuple[str, str] | None:
+    if id(tensor) in recording._producers:
+        return (_LAYER, recording._producers[id(tensor)])
+    if id(tensor) in recording.inputs:
+        return (_INPUT, recording.inputs[id(tensor)])
+    return None
+
+
+def _op_inputs(recording: Recording, tensor) -> tuple[str, list] | None:
+    """`(op type, op inputs)` of a graph tensor's op; `None` where the walk stops."""
+    if recording._ops_walked >= _MAX_OPS_WALKED:
+        return None
+    try:
+        op = tensor.op
+        op_type, op_inputs = op.type, list(op.inputs)
+    except (AttributeError, ValueError):
+        return None  # an eager tensor: there is no graph to walk
+    if op_type in _LEAF_OPS:
+        return None
+    recording._ops_walked += 1
+    return op_type, op_inputs
 
 
 def _last_batch_statistic(layer: keras.layers.Layer, name: str):

@@ -99,6 +99,44 @@ def scale_and_offset(layer: keras.layers.Layer) -> tuple:
     return gamma, getattr(layer, "beta", None)
 
 
+# Sub-layers of MultiHeadAttention by attribute, and the role each plays. The
+# softmax over keys cancels the key projection's bias (q·(k + b) shifts every
+# score of a query by the same q·b), so that bias gets no gradient.
+_ATTENTION_ROLES = {
+    "_query_dense": "attention_query",
+    "_key_dense": "attention_key",
+    "_value_dense": "attention_value",
+    "_output_dense": "attention_output",
+}
+
+
+def roles(model: keras.Model) -> dict[int, str]:
+    """`id(layer) -> role` for the sub-layers of composite layers bnscope knows."""
+    found: dict[int, str] = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.MultiHeadAttention):
+            for attribute, role in _ATTENTION_ROLES.items():
+                part = getattr(layer, attribute, None)
+                if part is not None:
+                    found[id(part)] = role
+    return found
+
+
+def kernel_size(layer: keras.layers.Layer) -> tuple[int, ...]:
+    """A convolution's kernel size, `()` for other layers."""
+    size = getattr(layer, "kernel_size", None)
+    if isinstance(size, int):
+        return (size,)
+    if isinstance(size, (list, tuple)) and all(isinstance(k, int) for k in size):
+        return tuple(size)
+    return ()
+
+
+def padding(layer: keras.layers.Layer) -> str | None:
+    value = getattr(layer, "padding", None)
+    return value if isinstance(value, str) else None
+
+
 def parameter_count(layer: keras.layers.Layer) -> int:
     return int(sum(_size(v) for v in layer.weights))
 

@@ -35,8 +35,8 @@ from bnscope.analysis.rules import (
     SEVERITIES,
     SEVERITY_RANK,
     Finding,
-    evaluate,
 )
+from bnscope.analysis.summary import summarize
 from bnscope.events.markdown import findings_markdown
 from bnscope.recording import arguments, live_lines
 from bnscope.recording.live_store import LiveSeriesStore
@@ -202,7 +202,8 @@ class LiveFindings:
         self._evaluate_now = self._fresh = False
         with self._observer.guard("live findings (skipped)"):
             run = self.store.run(tags.RUN_DIRNAME, self._observer.run_dir)
-            findings = evaluate(run)
+            # What `bnscope summarize` would report now: per fit, grouped.
+            findings = summarize(run).findings
             if self.store.dropped:
                 findings = self._keep_first_steps(findings)
             self.findings = findings

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bnscope import tags
-from bnscope.analysis.runs import Run, Series
+from bnscope.analysis.runs import Fit, Run, Series
 from bnscope.schema import RunMetadata
 
 # bnscope's choice: 8 first values hold every baseline a rule reads (the
@@ -193,6 +193,8 @@ class LiveSeriesStore:
             raise ValueError(f"head and tail must be >= 1. Received: {head}, {tail}")
         self.head, self.tail = head, tail
         self.metadata: RunMetadata | None = None
+        # Every metadata record with its step, as the reader keeps them.
+        self.fits: list[Fit] = []
         self.rows = 0  # rows ever added
         self._blocks: dict[tuple[str, ...], _Block] = {}
         self._sequence = 0
@@ -216,6 +218,7 @@ class LiveSeriesStore:
         """
         if metadata is not None:
             self.metadata = metadata
+            self.fits.append(Fit(step=int(step), metadata=metadata))
         if not values:
             return False
         keys = tuple(values)
@@ -270,7 +273,13 @@ class LiveSeriesStore:
 
     def run(self, name: str, path: str) -> Run:
         """The kept series and the latest metadata as a `Run`, for the rules."""
-        return Run(name=name, path=path, scalars=self.series(), metadata=self.metadata)
+        return Run(
+            name=name,
+            path=path,
+            scalars=self.series(),
+            metadata=self.metadata,
+            fits=tuple(self.fits),
+        )
 
 
 def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Series:

@@ -45,6 +45,7 @@ def build(
         epochs: As `fit` was told. Defaults to `None`.
     """
     layers = []
+    roles = layer_info.roles(model)
     for depth, call in enumerate(info.calls):
         layer = call.layer
         normalization = layer_info.normalization_meta(layer)
@@ -67,6 +68,12 @@ def build(
                 normalization=normalization,
                 input_shape=_static_shape(call.inputs),
                 data_format=_data_format(layer),
+                reads_inputs=tuple(call.reads_inputs),
+                reads_ops=tuple(call.reads_ops),
+                reads_ops_from=tuple(call.reads_ops_from),
+                kernel_size=layer_info.kernel_size(layer),
+                padding=layer_info.padding(layer),
+                role=roles.get(id(layer)),
             )
         )
     return schema.RunMetadata(

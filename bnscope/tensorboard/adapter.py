@@ -39,9 +39,8 @@ import numpy as np
 from tensorboard.data import provider as tb_provider
 
 from bnscope import tags
-from bnscope.analysis.runs import ReadStats, Run, Series
+from bnscope.analysis.runs import ReadStats, Run, Series, fits_from_records
 from bnscope.events.markdown import parse_layers_markdown
-from bnscope.schema import RunMetadata
 
 SCALARS_PLUGIN = "scalars"
 TEXT_PLUGIN = "text"
@@ -206,7 +205,10 @@ def _text_of(datum) -> str | None:
     return str(item)
 
 
-def _latest_text(data_provider, ctx, experiment_id, run, plugin, tag) -> str | None:
+def _texts(
+    data_provider, ctx, experiment_id, run, plugin, tag
+) -> list[tuple[int, str]]:
+    """Every `(step, text)` of a string-tensor tag that TensorBoard kept."""
     result = data_provider.read_tensors(
         ctx,
         experiment_id=experiment_id,
@@ -215,7 +217,14 @@ def _latest_text(data_provider, ctx, experiment_id, run, plugin, tag) -> str | N
         run_tag_filter=_filter([run], [tag]),
     )
     data = result.get(run, {}).get(tag) or []
-    return _text_of(data[-1]) if data else None
+    return [
+        (datum.step, text) for datum in data if (text := _text_of(datum)) is not None
+    ]
+
+
+def _latest_text(data_provider, ctx, experiment_id, run, plugin, tag) -> str | None:
+    texts = _texts(data_provider, ctx, experiment_id, run, plugin, tag)
+    return texts[-1][1] if texts else None
 
 
 def read_run(
@@ -263,10 +272,12 @@ def read_run(
     start = time.perf_counter()
     notes: list[str] = []
     metadata = None
+    fits: tuple = ()
     layers = None
     source = METADATA_MISSING
     if index.metadata_tag:
-        text = _latest_text(
+        # Every fit's record, as the reader keeps them: per-fit segments.
+        records = _texts(
             data_provider,
             ctx,
             experiment_id,
@@ -274,9 +285,9 @@ def read_run(
             tags.METADATA_PLUGIN,
             tags.METADATA_TAG,
         )
-        if text is not None:
-            metadata = RunMetadata.loads(text, notes)
-        if metadata is not None:
+        fits = fits_from_records(records, notes)
+        if fits:
+            metadata = fits[-1].metadata
             source = METADATA_FROM_TENSOR
     if metadata is None and index.table_tag:
         text = _latest_text(
@@ -318,6 +329,7 @@ def read_run(
         stats=ReadStats(scalars=sum(len(s) for s in scalars.values())),
         notes=tuple(notes),
         layers=layers,
+        fits=fits,
     )
     return ProviderRun(
         run=run,

@@ -19,9 +19,8 @@ import numpy as np
 from bnscope import tags
 from bnscope.analysis import jsonv1
 from bnscope.analysis.compare import align_layers
-from bnscope.analysis.rules import evaluate
 from bnscope.analysis.runs import Run
-from bnscope.analysis.summary import RunReport
+from bnscope.analysis.summary import summarize
 from bnscope.schema import LayerMeta
 from bnscope.tensorboard.adapter import ProviderRun
 
@@ -94,7 +93,9 @@ class AnalysedRun:
         self.probe = probe
         self.provider_run = provider_run
         self.run = provider_run.run
-        self.findings = evaluate(self.run)
+        # Exactly what `bnscope summarize` reports: per fit, grouped by cause.
+        self.report = summarize(self.run)
+        self.findings = self.report.findings
         self.timings = dict(provider_run.timings)
         self.timings["rules"] = time.perf_counter() - start
         self._payload: bytes | None = None
@@ -123,7 +124,7 @@ class AnalysedRun:
 
     def findings_json(self) -> dict[str, Any]:
         """The run's entry of `bnscope summarize --json`."""
-        return jsonv1.run_summary(RunReport(run=self.run, findings=self.findings))
+        return jsonv1.run_summary(self.report)
 
     def series_json(self, layer: str) -> dict[str, Any]:
         """Every series of one layer (and of its variables), for the line charts."""

@@ -6,7 +6,7 @@ import pytest
 
 import bnscope
 from bnscope.analysis.reader import read_logdir
-from bnscope.analysis.rules import evaluate
+from bnscope.analysis.summary import summarize
 from tests.support.synthetic_runs import SICK_RUNS, mlp_bn
 
 
@@ -32,7 +32,7 @@ def test_layers_series_and_findings(logdir):
     grad = run.series("grad_norm", first.name)
     assert grad is not None and len(grad) == len(run.probe_steps)
     found = bnscope.findings(run)
-    assert found == evaluate(run)
+    assert found == summarize(run).findings
     assert "vanishing_gradient" in {f.rule for f in found}
     assert bnscope.findings(bnscope.load(logdir).run("healthy/bnscope")) == ()
 

@@ -26,7 +26,8 @@ def test_summary_document(tmp_path):
     document = jsonv1.summary([report])
     assert document["version"] == 1
     (run,) = document["runs"]
-    assert set(run) == {"run", "steps", "layers", "findings", "notes"}
+    assert set(run) >= {"run", "steps", "layers", "findings", "notes"}
+    assert run["segments"][0]["steps"] == [0, 1000]
     assert run["layers"] == [layer.name for layer in report.run.layers]
     assert [f["rule"] for f in run["findings"]] == ["dead_relu"]
     json.dumps(document, allow_nan=False)

@@ -11,11 +11,20 @@ from bnscope.analysis import jsonv1
 from bnscope.analysis.reader import read_run
 from bnscope.analysis.rules import RULES, RULES_BY_ID, SEVERITIES, Finding, evaluate
 from bnscope.analysis.rules.base import persistent
+from bnscope.analysis.rules.model_graph import ModelGraph
+from bnscope.analysis.summary import summarize
 from tests.support.contract import JSON_V1_FINDING_KEYS, PUBLIC_RULE_IDS
 from tests.support.synthetic_runs import (
     SICK_RUNS,
+    SyntheticLayer,
+    SyntheticRun,
+    _fill_healthy,
+    activation_layer,
+    batch_norm,
+    dense,
     frozen_bn_drift,
     mlp_bn,
+    plain_mlp,
     set_targets,
 )
 
@@ -93,17 +102,31 @@ def test_unnormalized_input_explains_large_first_layer_gradient(tmp_path):
     assert "exploding_gradient" not in rules
 
 
-def test_integer_inputs_are_not_unnormalized(tmp_path):
-    synthetic = SICK_RUNS["unnormalized_input"]()
-    metadata = synthetic.metadata
+def _with_input_dtype(synthetic, dtype):
+    synthetic.input_dtype = dtype
+    return synthetic
 
-    def with_int_input():
-        data = metadata()
-        first = dataclasses.replace(data.inputs[0], dtype="int32")
-        return dataclasses.replace(data, inputs=(first, *data.inputs[1:]))
 
-    synthetic.metadata = with_int_input
+def test_raw_integer_images_are_unnormalized(tmp_path):
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "uint8")
+    (finding,) = RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path))
+    assert "raw uint8 data" in finding.message and "0–255" in finding.message
+    assert "Rescaling(1/255)" in finding.hint
+
+
+def test_integer_ids_into_an_embedding_are_not_unnormalized(tmp_path):
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "int32")
+    synthetic.layers[0].class_name = "Embedding"
     assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+
+
+def test_metadata_without_the_input_path_falls_back_to_first_layers(tmp_path):
+    # Metadata written before `reads_inputs` existed: integer inputs are ids.
+    synthetic = _with_input_dtype(SICK_RUNS["unnormalized_input"](), "int32")
+    synthetic.layers[0].reads_inputs = ()
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+    synthetic.input_dtype = "float32"
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path / "f"))
 
 
 def test_single_noisy_probe_is_not_a_trend(tmp_path):
@@ -188,6 +211,262 @@ def test_persistence(condition, expected):
         assert episode is None
     else:
         assert (episode.first_step, episode.last_step) == expected
+
+
+# -- The input path ---------------------------------------------------------------
+
+
+def test_an_input_rescaled_by_raw_ops_is_not_checked(tmp_path):
+    synthetic = SICK_RUNS["unnormalized_input"]()
+    first = synthetic.layers[0]
+    first.reads_inputs = ()
+    first.reads_ops, first.reads_ops_from = ("Cast", "RealDiv"), ("input_layer",)
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("after_reshape", "flagged"), [("Dense", True), ("Rescaling", False)]
+)
+def test_pass_through_layers_are_looked_through(after_reshape, flagged, tmp_path):
+    synthetic = SICK_RUNS["unnormalized_input"]()
+    reshape = SyntheticLayer("reshape", "Reshape", reads_inputs=("input_layer",))
+    first = synthetic.layers[0]
+    first.class_name, first.inputs_from, first.reads_inputs = (
+        after_reshape,
+        ("reshape",),
+        (),
+    )
+    synthetic.layers.insert(0, reshape)
+    found = RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path))
+    assert bool(found) is flagged
+
+
+def test_an_input_normalized_right_after_the_first_layer_is_not_checked(tmp_path):
+    # Dense (linear) → BN: BN divides the input's scale out again.
+    synthetic = SICK_RUNS["unnormalized_input"]()
+    synthetic.layers[0].activation = "linear"
+    assert RULES_BY_ID["unnormalized_input"](read(synthetic, tmp_path)) == []
+
+
+# -- Gradients zero by construction -----------------------------------------------
+
+
+def _beta_before_bn(middle: SyntheticLayer | None = None, frozen: bool = False):
+    """Dense → BN → [middle] → BN → ReLU → softmax; the first BN's β is cancelled."""
+    layers = [dense("dense"), batch_norm("project_bn", "dense")]
+    source = "project_bn"
+    if middle is not None:
+        middle.inputs_from = (source,)
+        layers.append(middle)
+        source = middle.name
+    expand = batch_norm("expand_bn", source, trainable=not frozen)
+    layers += [
+        expand,
+        activation_layer("relu", "expand_bn"),
+        dense("probs", ("relu",), "softmax", 64, 10, bias=True),
+    ]
+    synthetic = SyntheticRun(layers=layers)
+    _fill_healthy(synthetic)
+    synthetic.set("grad_var_norm", "project_bn:beta", 3e-9, noise=0.3)
+    return synthetic
+
+
+def _conv(kernel, padding):
+    layer = dense("expand")
+    layer.class_name, layer.kernel_size, layer.padding = "Conv2D", kernel, padding
+    return layer
+
+
+@pytest.mark.parametrize(
+    ("middle", "cancelled"),
+    [
+        (lambda: dense("expand"), True),
+        (lambda: _conv((1, 1), "same"), True),
+        (lambda: _conv((3, 3), "valid"), True),
+        (lambda: _conv((3, 3), "same"), False),  # zero padding varies it in space
+        (lambda: dense("expand", activation="relu"), False),
+    ],
+    ids=["dense", "conv1x1", "conv3x3-valid", "conv3x3-same", "relu"],
+)
+def test_beta_through_linear_layers_is_zero_by_construction(
+    middle, cancelled, tmp_path
+):
+    run = read(_beta_before_bn(middle()), tmp_path)
+    assert (("project_bn", "beta") in ModelGraph(run).cancelled) is cancelled
+    vanishing = RULES_BY_ID["vanishing_gradient"](run)
+    infos = RULES_BY_ID["bias_before_bn"](run)
+    if cancelled:
+        assert vanishing == []
+        (info,) = infos
+        assert info.layer == "project_bn" and "through linear layers" in info.message
+        assert "`center=False`" in info.hint
+    else:
+        assert [f.layer for f in vanishing] == ["project_bn"]
+        assert infos == []
+
+
+def test_a_frozen_bn_cancels_nothing(tmp_path):
+    run = read(_beta_before_bn(dense("expand"), frozen=True), tmp_path)
+    assert ModelGraph(run).cancelled == {}
+
+
+def test_attention_key_bias_is_not_a_vanishing_gradient(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.layers[7].role = "attention_key"
+    synthetic.set("grad_var_norm", "dense_2:bias", 1e-10)
+    run = read(synthetic, tmp_path)
+    assert evaluate(run) == ()
+    synthetic.layers[7].role = None
+    assert RULES_BY_ID["vanishing_gradient"](read(synthetic, tmp_path / "plain"))
+
+
+# -- Hints and ratios that fit the model ------------------------------------------
+
+
+def test_vanishing_hint_suggests_only_what_the_model_lacks(tmp_path):
+    (plain,) = RULES_BY_ID["vanishing_gradient"](read(plain_mlp(), tmp_path))
+    assert "BatchNormalization" in plain.hint and "ReLU" in plain.hint
+    synthetic = plain_mlp(activation="relu")
+    synthetic.layers.insert(1, batch_norm("batch_normalization", "dense"))
+    synthetic.layers[2].inputs_from = ("batch_normalization",)
+    (normalized,) = RULES_BY_ID["vanishing_gradient"](read(synthetic, tmp_path / "bn"))
+    assert "BatchNormalization" not in normalized.hint
+    assert "ReLU" not in normalized.hint and "residual" in normalized.hint
+
+
+def _first_layer_gradient_100x():
+    synthetic = mlp_bn()
+    synthetic.set("grad_norm", "dense", 40.0, noise=0.05)
+    synthetic.set("grad_norm", "dense_2", 0.4, noise=0.05)
+    return synthetic
+
+
+def test_depth_ratio_of_a_normalized_model_is_scale_free(tmp_path):
+    # BN after `dense`: its gradient is large because its weights are small.
+    synthetic = _first_layer_gradient_100x()
+    synthetic.set("weight_norm", "dense", 0.05, noise=0.01)
+    synthetic.set("weight_norm", "dense_2", 5.0, noise=0.01)
+    assert RULES_BY_ID["exploding_gradient"](read(synthetic, tmp_path)) == []
+    synthetic.set("weight_norm", "dense", 5.0, noise=0.01)  # large in both terms
+    (finding,) = RULES_BY_ID["exploding_gradient"](read(synthetic, tmp_path / "b"))
+    assert "scale-free gradient ‖g‖·‖w‖" in finding.message
+    assert "BatchNormalization" not in finding.hint
+
+
+def test_depth_ratio_without_normalization_is_autotrainer_s(tmp_path):
+    synthetic = plain_mlp(activation="relu")
+    synthetic.set("grad_norm", "dense", 40.0, noise=0.05)
+    synthetic.set("grad_norm", "dense_5", 0.4, noise=0.05)
+    (finding,) = RULES_BY_ID["exploding_gradient"](read(synthetic, tmp_path))
+    assert finding.message.startswith("gradient of first layer dense is")
+    assert "add BatchNormalization" in finding.hint
+
+
+# -- Evidence beats gates ---------------------------------------------------------
+
+
+def _warming_up(agreement: float, dropout: bool = False) -> SyntheticRun:
+    """BN at momentum 0.999 (a 1000-step window): never converged in 1000 steps."""
+    synthetic = mlp_bn(momentum=0.999)
+    if not dropout:
+        synthetic.layers[6] = activation_layer("identity", "activation_1", "linear")
+        synthetic.layers[7].inputs_from = ("identity",)
+    synthetic.set_late("gap_argmax_agreement", "output_0", agreement, start=0.8)
+    return synthetic
+
+
+def test_a_gap_beyond_doubt_is_reported_with_its_cause(tmp_path):
+    findings = evaluate(read(_warming_up(0.125), tmp_path))
+    assert "bn_train_inference_gap" not in {f.rule for f in findings}
+    (ema,) = findings
+    assert ema.rule == "bn_ema_not_converged" and ema.severity == "warning"
+    assert "only 12% of predictions of output output_0 agree" in ema.message
+    assert "will not match fit()" in ema.hint
+
+
+def test_a_gap_within_doubt_waits_for_the_warm_up(tmp_path):
+    (ema,) = evaluate(read(_warming_up(0.8), tmp_path))
+    assert ema.rule == "bn_ema_not_converged" and "disagrees" not in ema.message
+
+
+def test_one_probe_beyond_doubt_is_enough_once_converged(tmp_path):
+    synthetic = mlp_bn()
+    synthetic.layers[6] = activation_layer("identity", "activation_1", "linear")
+    synthetic.layers[7].inputs_from = ("identity",)
+    synthetic.set_late("gap_argmax_agreement", "output_0", 0.1, start=0.99)
+    (gap,) = evaluate(read(synthetic, tmp_path))
+    assert (gap.rule, gap.severity, gap.step) == (
+        "bn_train_inference_gap",
+        "error",
+        1000,
+    )
+
+
+@pytest.mark.parametrize("bn_gap", [0.1, 0.9])
+def test_with_dropout_a_gap_must_show_in_bn_too(bn_gap, tmp_path):
+    synthetic = _warming_up(0.125, dropout=True)
+    synthetic.set("bn_gap", "batch_normalization_1", bn_gap)
+    (ema,) = evaluate(read(synthetic, tmp_path))
+    assert ("disagrees" in ema.message) is (bn_gap > 0.5)
+
+
+# -- Learning ---------------------------------------------------------------------
+
+
+def test_not_learning_needs_a_fresh_and_long_enough_run(tmp_path):
+    late = SICK_RUNS["not_learning"]()
+    late.steps = tuple(range(5000, 6001, 50))  # resumed: may have converged
+    assert RULES_BY_ID["not_learning"](read(late, tmp_path / "late")) == []
+    short = SICK_RUNS["not_learning"]()
+    short.steps = tuple(range(0, 81, 20))
+    assert RULES_BY_ID["not_learning"](read(short, tmp_path / "short")) == []
+
+
+def test_not_learning_names_a_rising_and_a_zero_loss(tmp_path):
+    rising = mlp_bn()
+    rising.set("loss", "model", lambda t: 2.3 + t)
+    (finding,) = RULES_BY_ID["not_learning"](read(rising, tmp_path / "rising"))
+    assert "rose 39%" in finding.message
+    zero = mlp_bn()
+    zero.set("loss", "model", 0.0)
+    (finding,) = RULES_BY_ID["not_learning"](read(zero, tmp_path / "zero"))
+    assert "exactly 0" in finding.message and "one unit per class" in finding.hint
+
+
+def test_learning_rate_names_the_optimizer(tmp_path):
+    (finding,) = RULES_BY_ID["learning_rate"](
+        read(SICK_RUNS["learning_rate"](), tmp_path)
+    )
+    assert "SGD learning rate 1.0e-06 is too small" in finding.message
+    assert finding.threshold == 1e-5 and finding.value < 1e-5
+    assert [f.rule for f in summarize(read_run(str(tmp_path / "run"))).findings] == [
+        "learning_rate",
+        "not_learning",
+    ]
+
+
+def test_learning_rate_too_large_only_while_the_loss_does_not_fall(tmp_path):
+    synthetic = SICK_RUNS["not_learning"]()
+    synthetic.optimizer = ("Adam", None)  # a schedule
+    for layer in synthetic.layers:
+        if layer.variables:
+            synthetic.set("update_ratio", layer.name, 20.0, noise=0.1)
+    (finding,) = RULES_BY_ID["learning_rate"](read(synthetic, tmp_path))
+    assert "Adam learning-rate schedule is too large" in finding.message
+    synthetic.set("loss", "model", lambda t: 2.3 - 2.0 * t)  # but it learns
+    assert RULES_BY_ID["learning_rate"](read(synthetic, tmp_path / "learns")) == []
+
+
+def test_large_inputs_alone_are_no_activation_explosion(tmp_path):
+    synthetic = SICK_RUNS["exploding_activation"]()
+    for layer in synthetic.layers:  # large from the first layer on, no growth
+        synthetic.set("act_std", layer.name, 3e3, noise=0.05)
+    assert RULES_BY_ID["exploding_activation"](read(synthetic, tmp_path)) == []
+    (finding,) = RULES_BY_ID["exploding_activation"](
+        read(SICK_RUNS["exploding_activation"](), tmp_path / "sick")
+    )
+    assert finding.layer == "dense_4" and "explodes" in finding.message
+    assert "BatchNormalization or LayerNormalization" in finding.hint
 
 
 # -- Targets, outputs and the BN axis ---------------------------------------------
@@ -455,3 +734,14 @@ def test_findings_do_not_depend_on_tag_order(name, with_metadata, tmp_path):
         again = Run(read.name, read.path, scalars, read.metadata, read.stats)
         assert again.layers == read.layers
         assert evaluate(again) == expected
+
+
+def test_not_learning_at_a_classifier_s_chance_level(tmp_path):
+    synthetic = mlp_bn()  # a 10-class softmax under sparse cross-entropy
+    # A bad start falls to ln(10) and stays: a uniform guess.
+    synthetic.set("loss", "model", lambda t: 2.3026 + 2.0 * np.exp(-30 * t), 0.002)
+    (finding,) = RULES_BY_ID["not_learning"](read(synthetic, tmp_path))
+    assert "chance level ln(10) of a 10-class softmax" in finding.message
+    assert finding.threshold == pytest.approx(np.log(10))
+    synthetic.set("loss", "model", lambda t: 2.3026 - 1.5 * t)  # learns past it
+    assert RULES_BY_ID["not_learning"](read(synthetic, tmp_path / "learns")) == []

@@ -77,3 +77,26 @@ def test_sizes_bias_and_affine_parameters():
     ln.build((None, 4))
     gamma, beta = layer_info.scale_and_offset(ln)
     assert tuple(gamma.shape) == (4,) and tuple(beta.shape) == (4,)
+
+
+def test_kernel_size_and_padding():
+    conv = L.Conv2D(4, 3, padding="same")
+    assert layer_info.kernel_size(conv) == (3, 3)
+    assert layer_info.padding(conv) == "same"
+    assert layer_info.kernel_size(L.Dense(3)) == ()
+    assert layer_info.padding(L.Dense(3)) is None
+
+
+def test_roles_of_attention_projections():
+    inputs = keras.Input((5, 8))
+    attention = L.MultiHeadAttention(num_heads=2, key_dim=4)
+    model = keras.Model(inputs, attention(inputs, inputs))
+    roles = layer_info.roles(model)
+    assert roles[id(attention._key_dense)] == "attention_key"
+    assert roles[id(attention._query_dense)] == "attention_query"
+    assert sorted(roles.values()) == [
+        "attention_key",
+        "attention_output",
+        "attention_query",
+        "attention_value",
+    ]

@@ -20,8 +20,9 @@ import pytest
 
 from bnscope import BNScope, tags
 from bnscope.analysis.reader import read_run
-from bnscope.analysis.rules import SEVERITY_RANK, evaluate
+from bnscope.analysis.rules import SEVERITY_RANK
 from bnscope.analysis.runs import Run, Series
+from bnscope.analysis.summary import summarize
 from bnscope.events.markdown import findings_markdown
 from bnscope.recording import live as live_module
 from bnscope.recording import live_lines
@@ -51,6 +52,11 @@ class FakeObserver:
 
 class FakeModel:
     stop_training = False
+
+
+def reported(run):
+    """What `bnscope summarize` reports for `run`: the live findings' reference."""
+    return summarize(run).findings
 
 
 def attached(fit_verbose=2, strict=True, **kwargs):
@@ -119,7 +125,7 @@ def test_logs_hold_open_findings_by_severity():
     live, observer, _ = attached()
     logs = feed(live, observer, SICK_RUNS["nonfinite"]())
     assert set(logs[-1]) == {"bnscope_errors", "bnscope_warnings", "bnscope_infos"}
-    final = evaluate(
+    final = reported(
         Run("bnscope", "x", live.store.series(), SICK_RUNS["nonfinite"]().metadata())
     )
     for severity, key in live_module.LOG_KEYS.items():
@@ -239,7 +245,7 @@ def test_an_episode_keeps_its_first_step_after_old_values_are_dropped():
     for index, step in enumerate(synthetic.steps):
         whole.add(step, synthetic.probe_values(index), synthetic.metadata())
     assert finding == next(
-        f for f in evaluate(whole.run("b", "x")) if f.rule == "vanishing_gradient"
+        f for f in reported(whole.run("b", "x")) if f.rule == "vanishing_gradient"
     )
 
 
@@ -265,7 +271,7 @@ def test_a_failure_warns_once_and_training_goes_on(monkeypatch, capsys):
     def broken(run):
         raise RuntimeError("rules exploded")
 
-    monkeypatch.setattr(live_module, "evaluate", broken)
+    monkeypatch.setattr(live_module, "summarize", broken)
     live, observer, _ = attached(strict=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -348,7 +354,7 @@ def expected_lines(run: Run, evaluation_steps: list[int]) -> list[list[str]]:
     for step in evaluation_steps:
         findings = [
             f
-            for f in evaluate(truncated(run, step))
+            for f in reported(truncated(run, step))
             if SEVERITY_RANK[f.severity] <= SEVERITY_RANK["warning"]
             and f.rule not in live_module.SETTLES_WITH_TRAINING
         ]
@@ -402,7 +408,7 @@ def test_a_sick_run_says_each_finding_once_and_in_order(sick_fit):
 
 def test_live_findings_logs_and_summarize_agree_on_a_sick_run(sick_fit):
     callback, history, _, run_dir = sick_fit
-    summary = evaluate(read_run(run_dir))  # what `bnscope summarize` reports
+    summary = reported(read_run(run_dir))  # what `bnscope summarize` reports
     assert callback.live.findings == summary
     for severity, key in live_module.LOG_KEYS.items():
         assert history.history[key][-1] == sum(f.severity == severity for f in summary)
@@ -431,7 +437,7 @@ def test_a_healthy_run_says_nothing(tmp_path):
     callback, history, out = fit_digits(tmp_path, batch_norm=True)
     assert "Epoch 3/3" in out
     assert bnscope_lines(out) == []
-    assert callback.live.findings == evaluate(
+    assert callback.live.findings == reported(
         read_run(str(tmp_path / tags.RUN_DIRNAME))
     )
     assert history.history["bnscope_errors"] == [0] * DIGITS_EPOCHS
@@ -485,7 +491,7 @@ def test_halt_on_stops_a_diverging_run_at_its_first_nan_and_names_the_layer(tmp_
     ]
     # Everything was written first: the run reads back with the same finding.
     run_dir = str(tmp_path / tags.RUN_DIRNAME)
-    summary = evaluate(read_run(run_dir))
+    summary = reported(read_run(run_dir))
     assert summary[0] == finding
     ((_, text),) = eventdata.texts(run_dir, tags.FINDINGS_TAG)
     assert f"Training stopped at step {nan_step}: nonfinite in {finding.layer}" in text

@@ -10,6 +10,7 @@ import pytest
 from bnscope import tags
 from bnscope.analysis.reader import read_run
 from bnscope.analysis.rules import evaluate
+from bnscope.analysis.summary import summarize
 from bnscope.events.writer import EventFileWriter, metadata_summary, scalars_summary
 from bnscope.recording.live_store import LiveSeriesStore
 from tests.support.synthetic_runs import SICK_RUNS, mlp_bn
@@ -77,6 +78,8 @@ def test_holds_what_the_reader_reads_and_the_rules_agree(name, tmp_path):
         np.testing.assert_array_equal(live.scalars[tag].values, series.values)
     assert live.metadata == on_disk.metadata
     assert evaluate(live) == evaluate(on_disk)
+    assert live.fits == on_disk.fits
+    assert summarize(live).findings == summarize(on_disk).findings
     assert not store.dropped
 
 

@@ -17,6 +17,7 @@ SICK_RUNS["dead_relu"]().write(tmp_path / "sick" / "bnscope")
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from collections.abc import Callable, Iterable
@@ -51,6 +52,12 @@ class SyntheticLayer:
     variables: tuple[str, ...] = ()
     input_shape: tuple[int | None, ...] | None = None
     data_format: str | None = None
+    reads_inputs: tuple[str, ...] = ()
+    reads_ops: tuple[str, ...] = ()
+    reads_ops_from: tuple[str, ...] = ()
+    kernel_size: tuple[int, ...] = ()
+    padding: str | None = None
+    role: str | None = None
 
     def as_metadata(self, depth: int) -> schema.LayerMeta:
         normalization = self.normalization
@@ -70,10 +77,17 @@ class SyntheticLayer:
             ),
             input_shape=self.input_shape,
             data_format=self.data_format,
+            reads_inputs=tuple(self.reads_inputs),
+            reads_ops=tuple(self.reads_ops),
+            reads_ops_from=tuple(self.reads_ops_from),
+            kernel_size=tuple(self.kernel_size),
+            padding=self.padding,
+            role=self.role,
         )
 
 
 def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias=False):
+    """A Dense layer; one that reads no layer reads the model input."""
     params = units_in * units + (units if bias else 0)
     variables = ("kernel", "bias") if bias else ("kernel",)
     return SyntheticLayer(
@@ -86,6 +100,7 @@ def dense(name, inputs_from=(), activation="linear", units_in=32, units=64, bias
         tuple(inputs_from),
         None,
         variables,
+        reads_inputs=() if inputs_from else ("input_layer",),
     )
 
 
@@ -148,6 +163,12 @@ class SyntheticRun:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: tuple[str, ...] = ("input_layer",)
     outputs: tuple[tuple[str, bool], ...] = (("output_0", True),)
+    optimizer: tuple[str, float | None] = ("Adam", 0.001)
+    input_dtype: str = "float32"
+    # Probe index -> how the metadata of a later `fit` starting there differs.
+    refits: dict[int, Callable[[schema.RunMetadata], schema.RunMetadata]] = field(
+        default_factory=dict
+    )
     # Output name -> more `schema.OutputMeta` fields (layer, activation, loss...).
     output_details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -188,9 +209,11 @@ class SyntheticRun:
             model=schema.ModelMeta(self.model_name, "Sequential", 0),
             batch_size=self.batch_size,
             steps_per_epoch=50,
-            optimizer=schema.OptimizerMeta("Adam", 0.001),
+            optimizer=schema.OptimizerMeta(*self.optimizer),
             config={"every_n_steps": 50, "histogram_every_n_probes": 5},
-            inputs=tuple(schema.InputMeta(name, "float32") for name in self.inputs),
+            inputs=tuple(
+                schema.InputMeta(name, self.input_dtype) for name in self.inputs
+            ),
             outputs=tuple(
                 schema.OutputMeta(n, c, **self.output_details.get(n, {}))
                 for n, c in self.outputs
@@ -233,6 +256,9 @@ class SyntheticRun:
                     if metadata_text is not None:
                         summary.value[0].tensor.string_val[0] = metadata_text.encode()
                     writer.add_summary(summary, step)
+                if metadata and index in self.refits:
+                    refit = self.refits[index](self.metadata())
+                    writer.add_summary(metadata_summary(refit), step)
                 summary = scalars_summary(self.probe_values(index))
                 if histograms and index % 5 == 0:
                     for layer in self.layers:
@@ -505,7 +531,12 @@ def _nonfinite() -> SyntheticRun:
 
 
 def _unnormalized_input() -> SyntheticRun:
+    # Raw pixels into a model whose first Dense has a ReLU (no BN right after
+    # it to divide the scale out again).
     run = mlp_bn()
+    run.layers[0] = dense("dense", (), activation="relu")
+    run.layers[1].inputs_from = ("dense",)
+    _fill_healthy(run)
     run.set("input_mean", "input_layer", 120.0, noise=0.02)
     run.set("input_std", "input_layer", 70.0, noise=0.02)
     run.set("input_min", "input_layer", 0.0)
@@ -534,6 +565,79 @@ def _bn_mode_override() -> SyntheticRun:
 
 def _bn_ema_not_converged() -> SyntheticRun:
     return mlp_bn(momentum=0.999)
+
+
+def _not_learning() -> SyntheticRun:
+    run = mlp_bn()
+    run.set("loss", "model", 2.3026, noise=0.001)  # ln(10), chance, throughout
+    return run
+
+
+def _learning_rate() -> SyntheticRun:
+    # SGD at 1e-6: weights move ~1e-7 of their norm per 50-step interval.
+    run = _not_learning()
+    run.optimizer = ("SGD", 1e-6)
+    for layer in run.layers:
+        if layer.variables:
+            run.set("update_ratio", layer.name, 5e-7, noise=0.1)
+    return run
+
+
+def _exploding_activation() -> SyntheticRun:
+    # A deep ReLU stack initialized far too large: each layer multiplies the
+    # scale by ~10 (the depth ratio of gradients stays near 1).
+    run = plain_mlp(depth=6, activation="relu")
+    for index, layer in enumerate(run.layers):
+        run.set("act_std", layer.name, 2.0 * 10.0**index, noise=0.05)
+        run.set("act_max", layer.name, 8.0 * 10.0**index, noise=0.05)
+        run.set("grad_norm", layer.name, 3e5, noise=0.1)
+    run.set("loss", "model", 4e5, noise=0.2)
+    run.set("grad_global_norm", "model", 1e6, noise=0.1)
+    return run
+
+
+def fine_tuning(split: int = 10) -> SyntheticRun:
+    """The Keras fine-tuning recipe in two fits of one run.
+
+    Fit 1 (probes before `split`) trains a head on a frozen base whose BN
+    statistics do not describe the new data; fit 2 unfreezes the base, calls
+    it with `training=False`, and Keras 3 overrides that (its BN layers run in
+    training mode and their moving statistics move).
+    """
+    run = mlp_bn()
+    bn_names = ("batch_normalization", "batch_normalization_1")
+    frozen = np.asarray(run.steps) < run.steps[split]
+    for name in bn_names:
+        layer = run.layer(name)
+        layer.trainable = False
+        layer.normalization["training_mode"] = False
+        layer.normalization["requested_training"] = False
+        run.set("bn_log_var_ratio", name, np.where(frozen, 1.4, 0.05), noise=0.05)
+        run.set("bn_moving_change", name, np.where(frozen, 0.0, 0.01))
+        run.set("bn_training_mode", name, np.where(frozen, 0.0, 1.0))
+        # EMA progress counts the steps since BN started learning, in fit 2.
+        progress = (np.asarray(run.steps) - run.steps[split]) / 100.0
+        run.set("bn_ema_progress", name, np.where(frozen, 0.0, progress + 10.0))
+
+    def unfrozen(metadata: schema.RunMetadata) -> schema.RunMetadata:
+        layers = []
+        for layer in metadata.layers:
+            if layer.name in bn_names:
+                normalization = dataclasses.replace(
+                    layer.normalization, training_mode=True
+                )
+                layer = dataclasses.replace(
+                    layer, trainable=True, normalization=normalization
+                )
+            layers.append(layer)
+        return dataclasses.replace(
+            metadata,
+            layers=tuple(layers),
+            optimizer=schema.OptimizerMeta("Adam", 1e-5),
+        )
+
+    run.refits[split] = unfrozen
+    return run
 
 
 def _single_unit_output(activation: str, loss: str) -> SyntheticRun:
@@ -619,6 +723,9 @@ SICK_RUNS: dict[str, Callable[[], SyntheticRun]] = {
     "dropout_before_bn": _dropout_before_bn,
     "bn_mode_override": _bn_mode_override,
     "bn_ema_not_converged": _bn_ema_not_converged,
+    "not_learning": _not_learning,
+    "learning_rate": _learning_rate,
+    "exploding_activation": _exploding_activation,
     "output_loss_mismatch": _output_loss_mismatch,
     "target_loss_mismatch": _target_loss_mismatch,
     "constant_output": _constant_output,

@@ -6,7 +6,11 @@ a comment next to it and in docs/findings.md.
 
 from __future__ import annotations
 
-from bnscope.analysis.rules.activations import DEAD_RELU, SATURATION
+from bnscope.analysis.rules.activations import (
+    DEAD_RELU,
+    EXPLODING_ACTIVATION,
+    SATURATION,
+)
 from bnscope.analysis.rules.base import (
     ERROR,
     INFO,
@@ -24,6 +28,7 @@ from bnscope.analysis.rules.batchnorm import (
 )
 from bnscope.analysis.rules.gradients import EXPLODING_GRADIENT, VANISHING_GRADIENT
 from bnscope.analysis.rules.inputs import UNNORMALIZED_INPUT
+from bnscope.analysis.rules.learning import LEARNING_RATE, NOT_LEARNING
 from bnscope.analysis.rules.numerics import NONFINITE
 from bnscope.analysis.rules.outputs import CONSTANT_OUTPUT, OUTPUT_LOSS_MISMATCH
 from bnscope.analysis.rules.structure import (
@@ -53,6 +58,9 @@ RULES: tuple[Rule, ...] = (
     BN_EMA_NOT_CONVERGED,
     DROPOUT_BEFORE_BN,
     BIAS_BEFORE_BN,
+    NOT_LEARNING,
+    LEARNING_RATE,
+    EXPLODING_ACTIVATION,
     # Targets, outputs and the BN axis (issue 15).
     OUTPUT_LOSS_MISMATCH,
     TARGET_LOSS_MISMATCH,

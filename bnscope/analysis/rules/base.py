@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +25,31 @@ MIN_HITS = 2
 
 
 @dataclass(frozen=True)
+class LayerDetail:
+    """One layer's part in a finding that names several layers.
+
+    Args:
+        layer: The layer.
+        step: First step of the condition in this layer.
+        last_step: Last step at which it held.
+        value: The value measured in this layer, or `None`.
+        message: The layer's own one-line message.
+    """
+
+    layer: str
+    step: int | None
+    last_step: int | None
+    value: float | None
+    message: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """One diagnosis of one run, with the evidence behind it.
+
+    Findings of one rule and one cause in several layers are grouped into one
+    (`bnscope.analysis.grouping`): `layer` is then the shallowest of them and
+    `layers` holds each layer's detail.
 
     Args:
         rule: The rule id (public, see docs/findings.md).
@@ -39,6 +62,14 @@ class Finding:
         threshold: The threshold `value` was compared against, or `None`.
         message: One line saying what is wrong.
         hint: One line saying what to do about it.
+        what: What is wrong without the layer's name: findings of one rule
+            with the same `what` and hint have one cause and are grouped.
+            Defaults to `None` (the message).
+        layers: Per-layer detail, one entry per layer the finding names.
+        segments: The fits (1-based segments of the run) the finding
+            belongs to; empty when the run is a single segment.
+        caused_by: The rule id of the finding this one is a consequence of,
+            when both are present (`bnscope.analysis.causes`).
     """
 
     rule: str
@@ -50,6 +81,15 @@ class Finding:
     threshold: float | None
     message: str
     hint: str
+    what: str | None = None
+    layers: tuple[LayerDetail, ...] = ()
+    segments: tuple[int, ...] = ()
+    caused_by: str | None = None
+
+    @property
+    def cause_key(self) -> tuple:
+        """Findings with equal keys have one cause (see `what`)."""
+        return (self.rule, self.severity, self.what or self.message, self.hint)
 
 
 @dataclass(frozen=True)
@@ -96,6 +136,7 @@ class Rule:
         value: float | None = None,
         threshold: float | None = None,
         severity: str | None = None,
+        what: str | None = None,
     ) -> Finding:
         """A finding of this rule.
 
@@ -108,6 +149,8 @@ class Rule:
             value: The measured value, when there is no episode.
             threshold: What the value was compared against.
             severity: One of `severities`. Defaults to the first.
+            what: The message without the layer's name, for grouping the
+                same cause in several layers. Defaults to `None`.
         """
         severity = severity or self.severities[0]
         if severity not in self.severities:
@@ -117,6 +160,9 @@ class Rule:
             )
         if episode is not None:
             steps, value = (episode.first_step, episode.last_step), episode.value
+        details = ()
+        if layer is not None:
+            details = (LayerDetail(layer, steps[0], steps[1], value, message),)
         return Finding(
             rule=self.id,
             severity=severity,
@@ -127,6 +173,8 @@ class Rule:
             threshold=threshold,
             message=message,
             hint=hint,
+            what=what,
+            layers=details,
         )
 
 
@@ -180,6 +228,26 @@ def persistent(
     )
 
 
+def current(
+    steps: np.ndarray, condition: np.ndarray, values: np.ndarray
+) -> Episode | None:
+    """The episode the latest probe belongs to, if the condition holds there.
+
+    For evidence measured beyond doubt: a gate may delay such a finding (it
+    waits for a probe), but one probe is enough to report it.
+    """
+    if len(steps) == 0 or not condition[-1]:
+        return None
+    first = len(steps) - 1
+    while first > 0 and condition[first - 1]:
+        first -= 1
+    return Episode(
+        first_step=int(steps[first]),
+        last_step=int(steps[-1]),
+        value=float(np.median(values[first:])),
+    )
+
+
 def align(*series: Series | None) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """The steps every series has, and each series' values at them."""
     if any(s is None or len(s) == 0 for s in series):
@@ -193,40 +261,16 @@ def align(*series: Series | None) -> tuple[np.ndarray, list[np.ndarray]] | None:
     return steps, values
 
 
+def values_at(series: Series, steps: np.ndarray) -> np.ndarray:
+    """The series' values at `steps`, NaN where it has none."""
+    index = np.minimum(np.searchsorted(series.steps, steps), len(series) - 1)
+    hit = series.steps[index] == steps
+    return np.where(hit, series.values[index], np.nan)
+
+
 def run_steps(run: Run) -> tuple[int | None, int | None]:
     """First and last step of the run, for structural findings."""
     return run.steps or (None, None)
-
-
-def consumers(run: Run) -> Mapping[str, list[LayerMeta]]:
-    """For each layer name, the layers that consume its output directly."""
-    result: dict[str, list[LayerMeta]] = {}
-    for layer in run.layers:
-        for source in layer.inputs_from:
-            result.setdefault(source, []).append(layer)
-    return result
-
-
-def is_linear(layer: LayerMeta) -> bool:
-    return layer.activation in (None, "linear")
-
-
-def feeds_only_batch_norm(run: Run, layer: LayerMeta) -> bool:
-    """True if every consumer of `layer` is a BN layer normalizing with batch stats.
-
-    BN subtracts the batch mean per channel, so a per-channel bias added just
-    before it (through a linear activation) cancels exactly: its gradient is
-    zero by construction.
-    """
-    users = consumers(run).get(layer.name, [])
-    return (
-        bool(users)
-        and is_linear(layer)
-        and all(
-            user.is_batch_norm and user.normalization.training_mode is not False
-            for user in users
-        )
-    )
 
 
 def gradient_layers(run: Run) -> list[LayerMeta]:

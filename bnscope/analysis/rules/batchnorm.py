@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,9 +22,10 @@ from bnscope.analysis.rules.base import (
     Finding,
     Rule,
     align,
+    current,
     persistent,
 )
-from bnscope.analysis.runs import Run, Series
+from bnscope.analysis.runs import Run
 from bnscope.schema import LayerMeta
 
 # EMA windows: after k windows of 1/(1 - momentum) steps the initial moving
@@ -45,6 +47,14 @@ LAYER_GAP_LIMIT = 0.5
 # consistency of outputs; this threshold is bnscope's choice).
 ARGMAX_AGREEMENT_LIMIT = 0.9
 OUTPUT_GAP_LIMIT = 0.5
+# Evidence beyond doubt, reported whatever the gates say (BN warm-up, Dropout
+# in the model, persistence): fewer than half the predictions survive the
+# switch to inference mode, or the outputs differ by more than their own norm.
+# bnscope's choice: neither happens by sampling noise on a batch of 16+, and
+# Dropout alone rarely flips half of a trained classifier's predictions (it
+# must also show in the BN layers' own gaps for models with Dropout).
+DOUBTLESS_AGREEMENT = 0.5
+DOUBTLESS_GAP = 1.0
 _STOCHASTIC_CLASSES = ("Dropout", "GaussianNoise")
 
 
@@ -93,12 +103,14 @@ def check_stat_drift(rule: Rule, run: Run) -> Iterator[Finding]:
             what = f"batch variance differs from the moving variance by {format_number(factor)}x"
         if _is_frozen(layer):
             message = f"frozen {layer.name}: {what}"
+            summary = "frozen BN statistics do not describe the data it sees"
             hint = (
                 "the frozen statistics do not describe this data: unfreeze BN "
                 "(trainable=True) or recompute its statistics on the new data"
             )
         else:
             message = f"{layer.name}: {what}"
+            summary = "moving statistics disagree with the batch statistics"
             hint = (
                 "moving statistics lag the data: lower BN momentum (e.g. 0.9), "
                 "lower the learning rate, or recompute statistics before evaluating"
@@ -108,6 +120,7 @@ def check_stat_drift(rule: Rule, run: Run) -> Iterator[Finding]:
             episode=episode,
             threshold=threshold,
             message=message,
+            what=summary,
             hint=hint,
         )
 
@@ -132,77 +145,118 @@ def check_train_inference_gap(rule: Rule, run: Run) -> Iterator[Finding]:
                 f"{layer.name} output differs by {percent(episode.value)} between "
                 "training and inference mode"
             ),
+            what="output differs by more than 50% between training and inference mode",
             hint=(
                 "batch and moving statistics disagree: use larger batches, lower "
                 "BN momentum, or LayerNormalization"
             ),
         )
-    # Dropout and noise layers make training-mode outputs differ on their own.
-    stochastic = any(
+    for gap in output_gaps(run):
+        if gap.converged:
+            yield _output_finding(rule, gap)
+
+
+@dataclass(frozen=True)
+class OutputGap:
+    """A model output that differs between training and inference mode.
+
+    Args:
+        output: The output's name.
+        agreement: Whether `episode.value` is the argmax agreement (else the
+            relative L2 gap).
+        episode: Where it held.
+        converged: Whether every learning BN had seen 3 EMA windows at the
+            latest probe; if not, `bn_ema_not_converged` reports the gap as
+            the consequence it is.
+    """
+
+    output: str
+    agreement: bool
+    episode: Episode
+    converged: bool
+
+    @property
+    def message(self) -> str:
+        if self.agreement:
+            return (
+                f"only {percent(self.episode.value)} of predictions of output "
+                f"{self.output} agree between training and inference mode"
+            )
+        return (
+            f"output {self.output} differs by {percent(self.episode.value)} "
+            "between training and inference mode"
+        )
+
+
+def output_gaps(run: Run) -> list[OutputGap]:
+    """Train/inference gaps of the model outputs, with the gates applied.
+
+    A gap counts once every learning BN has seen 3 EMA windows, in a model
+    without Dropout or noise layers (they make training-mode outputs differ on
+    their own), when it persists. Evidence beyond doubt (`DOUBTLESS_*`) at the
+    latest probe counts whatever the gates say; in a model with Dropout it
+    must also show in a BN layer's own gap, so that BN is what the outputs
+    disagree about.
+    """
+    bn_layers = batch_norm_layers(run)
+    if not bn_layers:
+        return []
+    stochastic = _stochastic(run)
+    corroborated = not stochastic or any(
+        (gap := run.series(tags.BN_GAP, bn.name)) is not None
+        and gap.last > LAYER_GAP_LIMIT
+        for bn in bn_layers
+    )
+    names = dict.fromkeys(
+        [*run.subjects(tags.GAP_ARGMAX_AGREEMENT), *run.subjects(tags.GAP_REL_L2)]
+    )
+    gaps = []
+    for name in names:
+        for metric, agreement in (
+            (tags.GAP_ARGMAX_AGREEMENT, True),
+            (tags.GAP_REL_L2, False),
+        ):
+            series = run.series(metric, name)
+            if series is None or not len(series):
+                continue
+            steps, values = series.steps, series.values
+            ok = _all_converged(run, bn_layers, steps)
+            if agreement:
+                bad, doubtless = (
+                    values < ARGMAX_AGREEMENT_LIMIT,
+                    values < DOUBTLESS_AGREEMENT,
+                )
+            else:
+                bad, doubtless = values > OUTPUT_GAP_LIMIT, values > DOUBTLESS_GAP
+            episode = None if stochastic else persistent(steps, ok & bad, values)
+            if episode is None and corroborated:
+                episode = current(steps, doubtless, values)
+            if episode is not None:
+                gaps.append(OutputGap(name, agreement, episode, bool(ok[-1])))
+                break
+    return gaps
+
+
+def _stochastic(run: Run) -> bool:
+    """Dropout and noise layers make training-mode outputs differ on their own."""
+    return any(
         any(word in (layer.class_name or "") for word in _STOCHASTIC_CLASSES)
         for layer in run.layers
     )
-    if not bn_layers or stochastic:
-        return
-    yield from _output_gaps(rule, run, bn_layers)
 
 
-def _output_gaps(rule: Rule, run: Run, bn_layers: list[LayerMeta]) -> Iterator[Finding]:
-    for name, series in run.items(tags.GAP_ARGMAX_AGREEMENT):
-        ok = np.all(
-            [_converged_mask(run, bn, series.steps) for bn in bn_layers], axis=0
-        )
-        episode = persistent(
-            series.steps, ok & (series.values < ARGMAX_AGREEMENT_LIMIT), series.values
-        )
-        if episode is not None:
-            yield _output_finding(
-                rule,
-                episode,
-                ERROR,
-                ARGMAX_AGREEMENT_LIMIT,
-                (
-                    f"only {percent(episode.value)} of predictions of {name} agree "
-                    "between training and inference mode"
-                ),
-            )
-            continue
-        relative = run.series(tags.GAP_REL_L2, name)
-        if relative is not None:
-            yield from _relative_output_gap(rule, run, name, relative, bn_layers)
-    for name, relative in run.items(tags.GAP_REL_L2):
-        if run.series(tags.GAP_ARGMAX_AGREEMENT, name) is None:
-            yield from _relative_output_gap(rule, run, name, relative, bn_layers)
+def _all_converged(
+    run: Run, bn_layers: list[LayerMeta], steps: np.ndarray
+) -> np.ndarray:
+    return np.all([_converged_mask(run, bn, steps) for bn in bn_layers], axis=0)
 
 
-def _relative_output_gap(
-    rule: Rule, run: Run, name: str, series: Series, bn_layers
-) -> Iterator[Finding]:
-    ok = np.all([_converged_mask(run, bn, series.steps) for bn in bn_layers], axis=0)
-    episode = persistent(
-        series.steps, ok & (series.values > OUTPUT_GAP_LIMIT), series.values
-    )
-    if episode is not None:
-        yield _output_finding(
-            rule,
-            episode,
-            WARNING,
-            OUTPUT_GAP_LIMIT,
-            (
-                f"output {name} differs by {percent(episode.value)} between training "
-                "and inference mode"
-            ),
-        )
-
-
-def _output_finding(
-    rule: Rule, episode: Episode, severity: str, threshold: float, message: str
-) -> Finding:
+def _output_finding(rule: Rule, gap: OutputGap) -> Finding:
     return rule.finding(
-        severity=severity,
-        episode=episode,
-        threshold=threshold,
-        message=message,
+        severity=ERROR if gap.agreement else WARNING,
+        episode=gap.episode,
+        threshold=ARGMAX_AGREEMENT_LIMIT if gap.agreement else OUTPUT_GAP_LIMIT,
+        message=gap.message,
         hint=(
             "evaluate() and predict() will not match fit(): check batch size, BN "
             "momentum and frozen BN layers (see the per-layer findings)"
@@ -233,10 +287,15 @@ def check_mode_override(rule: Rule, run: Run) -> Iterator[Finding]:
                 f"{layer.name} was called with training=False but ran in training "
                 "mode; its moving statistics kept moving"
             ),
+            what=(
+                "called with training=False but ran in training mode; the moving "
+                "statistics kept moving"
+            ),
             hint=(
                 "Keras 3 overrides training=False inside a Functional model during "
-                "fit (keras-team/keras#20285): set layer.trainable = False to "
-                "freeze BN instead"
+                "fit (keras-team/keras#20285): to fine-tune with BN frozen, set "
+                "`trainable = False` on the BatchNormalization layers only (not on "
+                "the whole base, which would stop fine-tuning)"
             ),
         )
 
@@ -259,20 +318,31 @@ def check_ema_not_converged(rule: Rule, run: Run) -> Iterator[Finding]:
         else ""
     )
     count = f"{len(lagging)} BN layers" if len(lagging) > 1 else layer.name
+    message = (
+        f"moving statistics of {count} have seen only {format_number(value)} EMA "
+        f"windows{window}; they still remember their initialization"
+    )
+    hint = (
+        "train longer before evaluating, or lower BN momentum (e.g. 0.9) so "
+        "the moving statistics catch up"
+    )
+    # Evidence beats the warm-up gate: an output gap measured beyond doubt is
+    # this finding's consequence, reported here with it.
+    measured = [gap for gap in output_gaps(run) if not gap.converged]
+    if measured:
+        message += f"; inference mode already disagrees: {measured[0].message}"
+        hint = (
+            "evaluate() and predict() will not match fit() until the moving "
+            "statistics converge: " + hint
+        )
     yield rule.finding(
-        severity=WARNING if value < EMA_WINDOWS_MINIMUM else INFO,
+        severity=WARNING if value < EMA_WINDOWS_MINIMUM or measured else INFO,
         layer=layer.name,
         steps=(int(progress.steps[0]), int(progress.steps[-1])),
         value=value,
         threshold=EMA_WINDOWS_CONVERGED,
-        message=(
-            f"moving statistics of {count} have seen only {format_number(value)} EMA "
-            f"windows{window}; they still remember their initialization"
-        ),
-        hint=(
-            "train longer before evaluating, or lower BN momentum (e.g. 0.9) so "
-            "the moving statistics catch up"
-        ),
+        message=message,
+        hint=hint,
     )
 
 

@@ -12,9 +12,9 @@ from bnscope.analysis.rules.base import (
     WARNING,
     Finding,
     Rule,
-    feeds_only_batch_norm,
     run_steps,
 )
+from bnscope.analysis.rules.model_graph import ModelGraph
 from bnscope.analysis.runs import Run
 from bnscope.schema import LayerMeta
 
@@ -56,18 +56,56 @@ def check_small_batch(rule: Rule, run: Run) -> Iterator[Finding]:
 
 
 def check_bias_before_bn(rule: Rule, run: Run) -> Iterator[Finding]:
-    for layer in run.layers:
-        if layer.use_bias is not True or not feeds_only_batch_norm(run, layer):
+    # MultiHeadAttention's key bias (cancelled by the softmax) is left out:
+    # Keras gives no way to drop just that bias, so there is nothing to do.
+    graph = ModelGraph(run)
+    for cancelled in graph.cancelled.values():
+        if not cancelled.by:
+            continue
+        if not cancelled.through:
+            yield rule.finding(
+                layer=cancelled.layer,
+                steps=run_steps(run),
+                message=(
+                    f"{cancelled.layer} adds a {cancelled.variable} that the next "
+                    f"BatchNormalization ({_names(cancelled.by)}) subtracts again; "
+                    "its gradient is exactly zero"
+                ),
+                what=(
+                    f"adds a {cancelled.variable} that the next BatchNormalization "
+                    "subtracts again; its gradient is exactly zero"
+                ),
+                hint=_hint(cancelled.variable),
+            )
             continue
         yield rule.finding(
-            layer=layer.name,
+            layer=cancelled.layer,
             steps=run_steps(run),
             message=(
-                f"{layer.name} adds a bias that the next BatchNormalization "
-                "subtracts again; its gradient is exactly zero"
+                f"the {cancelled.variable} of {cancelled.layer} reaches "
+                f"BatchNormalization ({_names(cancelled.by)}) only through linear "
+                f"layers ({_names(cancelled.through)}), which subtracts it again; "
+                "its gradient is exactly zero"
             ),
-            hint=f"create {layer.name} with use_bias=False (BN's beta is the bias)",
+            what=(
+                f"{cancelled.variable} reaches a BatchNormalization only through "
+                "linear layers, which subtracts it again; its gradient is exactly zero"
+            ),
+            hint=_hint(cancelled.variable),
         )
+
+
+def _names(names: tuple[str, ...], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _hint(variable: str) -> str:
+    if variable == "beta":
+        return (
+            "harmless (a stock architecture has it by design); in a model of your "
+            "own, `center=False` on that normalization saves the parameters"
+        )
+    return "create the layer with `use_bias=False` (BN's β is the bias)"
 
 
 def check_dropout_before_bn(rule: Rule, run: Run) -> Iterator[Finding]:
@@ -84,6 +122,10 @@ def check_dropout_before_bn(rule: Rule, run: Run) -> Iterator[Finding]:
                 message=(
                     f"{feeder.name} feeds {layer.name}: dropout changes the "
                     "variance BN learns, so inference sees a different scale"
+                ),
+                what=(
+                    "Dropout feeds BatchNormalization: dropout changes the variance "
+                    "BN learns, so inference sees a different scale"
                 ),
                 hint=(
                     "move Dropout after the last BatchNormalization (before the "
