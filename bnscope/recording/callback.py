@@ -186,7 +186,7 @@ class BNScope(keras.callbacks.Callback):
         self.live.attach(observer)
         self.live.start_fit(self.model, self.params)
         self._batch = self.probe_data
-        self.schedule.start_fit()
+        self._epochs_seen = 0
         self._base_step = max(_optimizer_step(self.model), recorded)
         self._steps_done = 0
         params = self.params or {}
@@ -215,6 +215,15 @@ class BNScope(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last_batch = -1
+        if self._epochs_seen == 0:
+            # Here, not in on_train_begin: `epoch` is `initial_epoch`, so a
+            # resumed fit's length is known.
+            params = self.params or {}
+            steps, epochs = params.get("steps"), params.get("epochs")
+            total = steps * (epochs - epoch) if steps and epochs else None
+            self.schedule.start_fit(first_step=self._base_step + 1, total_steps=total)
+        self._epochs_seen += 1
+        self.schedule.start_epoch()
 
     def on_train_batch_end(self, batch, logs=None):
         self.schedule.add_training_time(time.process_time() - self._mark)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-from bnscope.recording.schedule import MIN_AUTO_INTERVAL, ProbeSchedule
+from bnscope.recording.schedule import (
+    MIN_AUTO_INTERVAL,
+    MIN_PROBES_PER_FIT,
+    ProbeSchedule,
+)
 
 
 def drive(schedule: ProbeSchedule, steps: int, step_cpu: float, probe_cpu: float):
@@ -64,3 +68,45 @@ def test_traced_probes_do_not_set_the_cost():
     schedule.probed(11, 2.0, traced=False)
     schedule.probed(21, 4.0, traced=False)
     assert schedule.probe_cpu == 3.0
+
+
+def test_a_fit_of_known_length_gets_evenly_spread_probes_even_when_costly():
+    # A probe costing 100 steps: the 1% budget alone would allow one per
+    # 10,000 steps, i.e. only the baseline and the cost measurement.
+    schedule = ProbeSchedule(every_n_steps=None, overhead_budget=0.01)
+    schedule.start_fit(first_step=1, total_steps=40)
+    probed = drive(schedule, 40, 1.0, 100.0)
+    assert len(probed) >= MIN_PROBES_PER_FIT
+    assert probed[0] == 1 and probed[-1] == 40
+    assert {b - a for a, b in itertools.pairwise(probed[1:])} == {4}
+
+
+def test_the_spread_counts_from_the_fit_start_not_from_step_zero():
+    schedule = ProbeSchedule(every_n_steps=None, overhead_budget=0.01)
+    schedule.start_fit(first_step=1001, total_steps=100)
+    probed = []
+    for step in range(1001, 1101):
+        if schedule.due(step):
+            probed.append(step)
+            schedule.probed(step, 1e6, traced=False)
+    assert probed == [1001, *range(1010, 1101, 10)]
+
+
+def test_every_epoch_without_a_probe_gets_one_at_its_end():
+    schedule = ProbeSchedule(every_n_steps=None, overhead_budget=0.01)
+    schedule.start_fit(first_step=1, total_steps=None)  # unknown length
+    schedule.probed(1, 1.0, traced=True)
+    schedule.probed(11, 1e6, traced=False)  # never affordable again
+    schedule.start_epoch()
+    assert not schedule.due(25)
+    assert schedule.due_at_epoch_end(30)
+    schedule.probed(30, 1e6, traced=False)
+    schedule.start_epoch()
+    schedule.probed(35, 1e6, traced=False)
+    assert not schedule.due_at_epoch_end(60)  # this epoch was seen at 35
+
+
+def test_fixed_schedules_ignore_the_spread():
+    schedule = ProbeSchedule(every_n_steps=25, overhead_budget=0.01)
+    schedule.start_fit(first_step=1, total_steps=40)
+    assert drive(schedule, 40, 1.0, 1.0) == [1, 25]
