@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import tree
 
 from bnscope import schema, tags
-from bnscope.recording import layer_info
+from bnscope.recording import backend, layer_info
 from bnscope.recording.hooks import LayerCall, LayerHooks, Recording
 from bnscope.recording.stats import activations, gradients, normalization, targets
 
@@ -85,11 +85,7 @@ class Probe:
             ]
             for layer in self._bn_layers
         }
-        # AutoGraph is not needed (no tensor-dependent Python control flow) and
-        # converting Keras internals would dominate the one-time trace cost.
-        self._function = tf.function(
-            self._measure, autograph=False, reduce_retracing=True
-        )
+        self._function = backend.compile_function(self._measure)
 
     def __call__(
         self, x, y=None, sample_weight=None, with_histograms: bool = False
@@ -119,7 +115,8 @@ class Probe:
         scale = self._loss_scale()
         with keras.StatelessScope(state_mapping=state):
             with tf.GradientTape(persistent=scale is not None) as tape:
-                with self.hooks.recording() as train:
+                inputs = dict(zip(self._input_names(x), tree.flatten(x)))
+                with self.hooks.recording(inputs=inputs) as train:
                     y_pred = model(x, training=True)
                 try:
                     loss = self.loss_fn(x, y, y_pred, sample_weight)
