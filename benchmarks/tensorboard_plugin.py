@@ -38,50 +38,12 @@ import tempfile
 import time
 import urllib.parse
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tests.support import tensorboard_harness as harness  # noqa: E402
-from tests.support.synthetic_runs import (  # noqa: E402
-    SyntheticRun,
-    _fill_healthy,
-    activation_layer,
-    batch_norm,
-    dense,
-)
+from tests.support.synthetic_runs import deep_run  # noqa: E402
 from tests.support.tensorboard_logs import write_as_observer  # noqa: E402
-
-
-def deep_run(n_layers: int, probes: int, sick: bool) -> SyntheticRun:
-    """(Conv, BN, ReLU) blocks and a softmax head; trouble planted if `sick`."""
-    layers = []
-    previous: tuple[str, ...] = ()
-    block = 0
-    while len(layers) < n_layers - 1:
-        conv, bn, act = f"conv_{block}", f"bn_{block}", f"relu_{block}"
-        layers.append(dense(conv, previous, "linear", 64, 64, bias=False))
-        layers[-1].class_name = "Conv2D"
-        layers.append(batch_norm(bn, conv))
-        layers.append(activation_layer(act, bn, "relu"))
-        previous = (act,)
-        block += 1
-    layers = layers[: n_layers - 1]
-    layers.append(dense("head", (layers[-1].name,), "softmax", 64, 10, bias=True))
-    steps = tuple(int(s) for s in np.linspace(0, 20 * (probes - 1), probes))
-    run = SyntheticRun(layers=layers, steps=steps, model_name="deep")
-    _fill_healthy(run)
-    if sick:
-        relus = [layer.name for layer in layers if layer.activation == "relu"]
-        for name in relus[len(relus) // 2 : len(relus) // 2 + 5]:
-            run.set_late("act_dead_frac", name, 0.85, start=0.4)
-        bns = [
-            layer.name for layer in layers if layer.class_name == "BatchNormalization"
-        ]
-        run.set_late("bn_mean_shift", bns[len(bns) // 3], 1.8, start=0.5)
-        run.set_late("bn_gap", bns[len(bns) // 2], 0.9, start=0.5)
-    return run
 
 
 def group_cpu_seconds(pid: int) -> float:

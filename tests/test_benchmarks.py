@@ -48,3 +48,28 @@ def test_tensorboard_plugin_benchmark_quick():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "findings equal summarize: True" in done.stdout
+
+
+def test_summarize_scale_quick(benchmarks_on_path, capsys):
+    module = importlib.import_module("summarize_scale")
+    results = module.main(["--quick"])
+    assert "per 1k tags" in capsys.readouterr().out
+    assert set(results) == {50, 100}
+    assert results[100]["tags"] > results[50]["tags"] > 0
+    assert all(
+        math.isfinite(r["seconds"]) and r["seconds"] > 0 for r in results.values()
+    )
+
+
+def test_real_models_quick(benchmarks_on_path, capsys):
+    module = importlib.import_module("real_models")
+    results = module.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "one-time" in out and "Keras' first step" in out
+    (rows,) = results.values()
+    assert set(rows) == {"plain", "bnscope"}
+    assert rows["plain"]["probes"] == 0 and rows["bnscope"]["probes"] >= 1
+    assert rows["bnscope"]["bit_identical"]  # observation never perturbs
+    for row in rows.values():
+        for key in ("steady_ratio", "total_ratio", "rss_ratio", "first_step_cpu"):
+            assert math.isfinite(row[key]) and row[key] > 0
