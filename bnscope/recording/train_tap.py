@@ -81,14 +81,34 @@ class TrainFunctionTap:
 
     def _first_call(self, iterator):
         original = self._original
-        self.remove()
+        self.remove()  # `model.train_function` is Keras' own again
         if self.on_batch is not None and isinstance(iterator, _TF_ITERATORS):
             batch = iterator.get_next()  # OutOfRangeError ends the epoch, as in Keras
             with self.guard("capturing the probe batch"):
                 self.on_batch(_host_batch(batch))
             iterator = _Prepended(batch, iterator)
-        with self.hooks.recording() as recording:
-            logs = original(iterator)
+        rewind = iterator
+        if isinstance(iterator, _Prepended):
+            rewind = _Prepended(batch, iterator._iterator)
+        try:
+            with self.hooks.recording() as recording:
+                logs = original(iterator)
+        except Exception as error:
+            # Keras traces its own train step here, under bnscope's hooks. A
+            # layer that behaves differently once its `call` is wrapped (one
+            # that inspects itself, say) must not end the user's training:
+            # trace again unhooked. A genuine error of the model fails again,
+            # unhooked, exactly as it would without bnscope.
+            # The failed trace may have created the optimizer's variables, and a
+            # tf.function creates variables on its first call only: a new one.
+            self.model.make_train_function(force=True)
+            logs = self.model.train_function(rewind)
+            with self.guard(
+                "recording BatchNormalization modes while Keras traced its train "
+                "step (skipped; the probe is unaffected)"
+            ):
+                raise error
+            return logs
         with self.guard("recording BatchNormalization modes"):
             self.on_trace(recording)
         return logs

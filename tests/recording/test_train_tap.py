@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -83,3 +84,56 @@ def test_probe_data_argument_overrides_capture(tmp_path):
         callbacks=[BNScope(log_dir=str(tmp_path), probe_data=(probe_x, y[:5]))],
     )
     assert _first_batch_mean(tmp_path / RUN) == pytest.approx(2.0)
+
+
+class _SelfInspecting(keras.layers.Layer):
+    """A layer that refuses to run once its `call` is replaced on the instance."""
+
+    def call(self, x):
+        if "call" in self.__dict__:
+            raise RuntimeError("my call was replaced")
+        return x * 2.0
+
+
+def test_a_layer_that_breaks_under_the_hooks_does_not_end_training(tmp_path):
+    x, y = models.data()
+
+    def train(callbacks):
+        tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(5)
+        inputs = keras.Input(x.shape[1:])
+        hidden = _SelfInspecting()(keras.layers.Dense(8, activation="relu")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        history = model.fit(
+            x, y, batch_size=16, epochs=2, verbose=0, callbacks=callbacks
+        )
+        return model, history
+
+    plain, plain_history = train([])
+    with pytest.warns(RuntimeWarning) as record:
+        observed, history = train([BNScope(log_dir=str(tmp_path))])
+    messages = [str(w.message) for w in record]
+    assert any("while Keras traced its train step" in m for m in messages)
+    # Training ran every step, on every batch, as without bnscope.
+    assert history.history["loss"] == plain_history.history["loss"]
+    for a, b in zip(plain.get_weights(), observed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The probe's own trace fails on that layer too: reported once, not raised.
+    probe_failures = [m for m in messages if m.startswith("bnscope: probe")]
+    assert len(probe_failures) == 1 and "my call was replaced" in probe_failures[0]
+
+
+def test_a_genuine_model_error_still_fails_as_without_bnscope(tmp_path):
+    class Broken(keras.layers.Layer):
+        def call(self, x, training=None):
+            if training:
+                raise ValueError("the model's own bug")
+            return x
+
+    x, y = models.data()
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, Broken()(inputs))
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="the model's own bug"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[BNScope(log_dir=str(tmp_path))])
