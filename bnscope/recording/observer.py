@@ -103,6 +103,7 @@ class Observer:
         self._run_metadata: schema.RunMetadata | None = None
         self._metadata_written = False
         self._probes = 0
+        self._reported_inference_skip = False
         self._training_modes: dict[str, bool] = {}
         self._requested_training: dict[str, bool] = {}
         self._batch_size: int | None = None
@@ -145,7 +146,7 @@ class Observer:
                 self.histogram_every_n_probes > 0
                 and self._probes % self.histogram_every_n_probes == 0
             )
-            result = self._probe(x, y, sample_weight, with_histograms=histograms)
+            result = self._run_probe(x, y, sample_weight, histograms)
             self.last_probe_traced = self._probe.traces != traces
             self._probes += 1
             result.scalars.update(extra_scalars or {})
@@ -153,6 +154,37 @@ class Observer:
             self._write(step, result)
             return result
         return None
+
+    def _run_probe(self, x, y, sample_weight, histograms: bool) -> ProbeResult:
+        """One probe; a failing histogram loses only the histograms.
+
+        The histograms are one branch of the probe's single compiled function,
+        so a failure there (an op error at run time) would otherwise lose every
+        statistic of the step. The retry runs the same trace, no histograms.
+        """
+        try:
+            result = self._probe(x, y, sample_weight, with_histograms=histograms)
+        except Exception as error:
+            if not histograms or self.guard.strict:
+                raise
+            result = self._probe(x, y, sample_weight, with_histograms=False)
+            self.guard.report(
+                "histograms (skipped at this probe step; its scalar statistics were "
+                "kept, and histograms are tried again at the next histogram probe)",
+                error,
+            )
+        skipped = self._probe.inference_skipped
+        if skipped is not None and self.guard.strict:
+            raise skipped
+        if skipped is not None and not self._reported_inference_skip:
+            self._reported_inference_skip = True
+            self.guard.report(
+                "the inference-mode pass of the probe (train/inference gap statistics "
+                "are skipped for this model from now on; every other statistic is "
+                "recorded)",
+                skipped,
+            )
+        return result
 
     def write_scalars(self, step: int, values: dict[str, float]) -> None:
         """Writes `tag -> value` pairs as one event at `step`."""

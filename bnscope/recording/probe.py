@@ -68,6 +68,7 @@ class Probe:
         self.traces = 0
         self.loss_fn = loss_fn or self._compiled_loss
         self.info: TraceInfo | None = None
+        self.inference_skipped: Exception | None = None
         self._scalar_tags: list[str] = []
         self._histogram_tags: list[str] = []
         self._trainable = list(model.trainable_variables)
@@ -129,13 +130,7 @@ class Probe:
             grads = [None] * len(self._trainable)
             if loss is not None:
                 grads = self._gradients(tape, loss, scaled, scale)
-        # A fresh scope: inference must see the moving statistics as they
-        # are, not as the training-mode pass would have updated them.
-        with (
-            keras.StatelessScope(state_mapping=state),
-            self.hooks.recording() as inference,
-        ):
-            y_infer = model(x, training=False)
+        inference, y_infer = self._inference_pass(x, state)
 
         values: dict[str, Any] = {}
         self._record_inputs(values, x)
@@ -185,6 +180,26 @@ class Probe:
             )
         stacked = tf.stack([tf.cast(v, tf.float32) for v in values.values()])
         return stacked, histograms
+
+    def _inference_pass(self, x, state) -> tuple[Recording, Any]:
+        """The model in inference mode on the probe batch, with hooks.
+
+        A model that fails only in inference mode (only the probe calls it
+        so during `fit`) loses only what needs that pass: the train/inference
+        gap statistics. The error is kept in `inference_skipped` for the
+        observer to report once.
+        """
+        # A fresh scope: inference must see the moving statistics as they
+        # are, not as the training-mode pass would have updated them.
+        try:
+            with (
+                keras.StatelessScope(state_mapping=state),
+                self.hooks.recording() as inference,
+            ):
+                return inference, self.model(x, training=False)
+        except Exception as error:
+            self.inference_skipped = error
+            return Recording(), None
 
     def _loss_scale(self):
         optimizer = getattr(self.model, "optimizer", None)
@@ -324,7 +339,7 @@ class Probe:
 
     def _record_outputs(self, values, y_pred, y_infer) -> tuple[list[str], list[bool]]:
         flat_train = tree.flatten(y_pred)
-        flat_infer = tree.flatten(y_infer)
+        flat_infer = [] if y_infer is None else tree.flatten(y_infer)
         names = list(getattr(self.model, "output_names", None) or [])
         if isinstance(y_pred, dict):
             names = sorted(y_pred)

@@ -208,3 +208,94 @@ def test_histograms_of_a_layer_that_overflows_are_written(tmp_path):
     )
     counts = np.frombuffer(histogram.tensor.tensor_content, "<f8").reshape(-1, 3)
     assert counts[:, 2].sum() == 0  # no finite value to count
+
+
+def _histogram_tags(run_dir) -> set[str]:
+    return {
+        value.tag
+        for event in eventdata.events(run_dir)
+        for value in event.summary.value
+        if value.tag.startswith(tags.ACT_HIST.name)
+    }
+
+
+def test_a_failing_histogram_loses_only_the_histograms(tmp_path, monkeypatch):
+    """Issue 14: a histogram op failing at run time skipped every statistic of
+    that probe step. Now the same trace reruns without the histograms."""
+    from bnscope.recording.stats import activations
+
+    original = activations.grouped_histograms
+
+    def failing(outputs, *args, **kwargs):
+        results = original(outputs, *args, **kwargs)
+        # Data-dependent, so it fails when the op runs, not while tracing.
+        magnitude = tf.reduce_max(tf.abs(outputs[0]))
+        check = tf.debugging.assert_less(magnitude, -1.0, message="histogram failed")
+        with tf.control_dependencies([check]):
+            return [(tf.identity(e), tf.identity(c)) for e, c in results]
+
+    monkeypatch.setattr(activations, "grouped_histograms", failing)
+    model = models.compiled(models.functional)
+    x, y = models.data()
+    observer = bnscope.Observer(model, str(tmp_path), histogram_every_n_probes=1)
+    with pytest.warns(RuntimeWarning) as record, observer:
+        results = [observer.observe(step, x[:16], y[:16]) for step in (1, 2, 3)]
+    assert all(r is not None and r.scalars for r in results)  # scalars kept
+    run_dir = os.path.join(str(tmp_path), RUN)
+    assert {s for s, _ in eventdata.scalars(run_dir)["loss/model"]} == {1, 2, 3}
+    assert _histogram_tags(run_dir) == set()
+    histogram_warnings = [
+        str(w.message) for w in record if "histograms" in str(w.message)
+    ]
+    assert len(histogram_warnings) == 1  # once, saying what was skipped and kept
+    assert "scalar statistics were kept" in histogram_warnings[0]
+    assert "tried again at the next histogram probe" in histogram_warnings[0]
+
+
+class _TrainOnly(keras.layers.Layer):
+    """A layer with no inference path: only bnscope's probe calls it so."""
+
+    def call(self, x, training=None):
+        if training is False:
+            raise RuntimeError("no inference path")
+        return x
+
+
+def test_a_layer_failing_only_in_inference_mode_loses_only_the_gap(tmp_path):
+    """Issue 14: it warned once, then nothing was recorded for the whole fit."""
+
+    keras.utils.set_random_seed(0)
+    x, y = models.data()
+    inputs = keras.Input(x.shape[1:])
+    hidden = keras.layers.BatchNormalization(name="bn")(
+        keras.layers.Dense(8, name="dense")(inputs)
+    )
+    outputs = keras.layers.Dense(3, "softmax", name="head")(_TrainOnly()(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.warns(RuntimeWarning) as record:
+        model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=2,
+            verbose=0,
+            callbacks=[BNScope(log_dir=str(tmp_path), every_n_steps=2)],
+        )
+    messages = [str(w.message) for w in record if "bnscope" in str(w.message)]
+    assert len(messages) == 1 and "inference-mode pass" in messages[0]
+    assert "no inference path" in messages[0]
+    scalars = eventdata.scalars(os.path.join(str(tmp_path), RUN))
+    assert len(scalars[tags.ACT_STD.tag("dense")]) >= 4  # every probe recorded
+    assert tags.GRAD_NORM.tag("dense") in scalars
+    assert not [t for t in scalars if t.startswith(("bn_gap/", "gap_"))]
+
+
+def test_strict_mode_raises_a_failing_inference_pass(tmp_path):
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(_TrainOnly()(inputs)))
+    model.compile("adam", "mse")
+    x, _ = models.data()
+    observer = bnscope.Observer(model, str(tmp_path), strict=True)
+    with observer, pytest.raises(RuntimeError, match="no inference path"):
+        observer.observe(1, x[:16], np.zeros((16, 3), "float32"))
