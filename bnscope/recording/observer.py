@@ -103,7 +103,7 @@ class Observer:
         self._run_metadata: schema.RunMetadata | None = None
         self._metadata_written = False
         self._probes = 0
-        self._reported_inference_skip = False
+        self._reported_skips: set[str] = set()
         self._training_modes: dict[str, bool] = {}
         self._requested_training: dict[str, bool] = {}
         self._batch_size: int | None = None
@@ -173,18 +173,31 @@ class Observer:
                 "kept, and histograms are tried again at the next histogram probe)",
                 error,
             )
-        skipped = self._probe.inference_skipped
-        if skipped is not None and self.guard.strict:
-            raise skipped
-        if skipped is not None and not self._reported_inference_skip:
-            self._reported_inference_skip = True
-            self.guard.report(
+        self._report_skipped_pieces()
+        return result
+
+    def _report_skipped_pieces(self) -> None:
+        """Pieces the probe's trace left out, each reported once (strict raises)."""
+        probe = self._probe
+        skipped = {
+            f"statistics of layer {name!r} (those of its gradient, weight and "
+            "normalization statistics that could not be built are skipped from now "
+            "on; every other layer is recorded)": error
+            for name, error in probe.skipped_layers.items()
+        }
+        if probe.inference_skipped is not None:
+            what = (
                 "the inference-mode pass of the probe (train/inference gap statistics "
                 "are skipped for this model from now on; every other statistic is "
-                "recorded)",
-                skipped,
+                "recorded)"
             )
-        return result
+            skipped[what] = probe.inference_skipped
+        for what, error in skipped.items():
+            if self.guard.strict:
+                raise error
+            if what not in self._reported_skips:
+                self._reported_skips.add(what)
+                self.guard.report(what, error)
 
     def write_scalars(self, step: int, values: dict[str, float]) -> None:
         """Writes `tag -> value` pairs as one event at `step`."""

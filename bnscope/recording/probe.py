@@ -69,6 +69,9 @@ class Probe:
         self.loss_fn = loss_fn or self._compiled_loss
         self.info: TraceInfo | None = None
         self.inference_skipped: Exception | None = None
+        # layer name -> why its gradient/weight/normalization statistics are
+        # not in the probe (found while tracing; the observer reports them).
+        self.skipped_layers: dict[str, Exception] = {}
         self._scalar_tags: list[str] = []
         self._histogram_tags: list[str] = []
         self._trainable = list(model.trainable_variables)
@@ -268,24 +271,32 @@ class Probe:
                 values[tags.make_tag(metric, call.name)] = value
             variables = [v for v in layer.trainable_variables if id(v) not in owned]
             owned.update(id(v) for v in variables)
-            self._record_variables(
-                values, call.name, variables, grads_by_variable, weights_by_variable
-            )
-            kind = layer_info.normalization_kind(layer)
-            if kind == schema.BATCH:
-                self._record_batch_norm(values, call, inference_calls.get(call.name))
-            elif kind is not None and call.inputs is not None:
-                stats = normalization.norm_layer_stats(
-                    call.inputs, *layer_info.scale_and_offset(layer)
+            # One layer whose statistics cannot be built (an unusual variable
+            # or layout) loses only its own; the error is reported once.
+            try:
+                self._record_variables(
+                    values, call.name, variables, grads_by_variable, weights_by_variable
                 )
-                for metric, value in stats.items():
-                    values[tags.make_tag(metric, call.name)] = value
+                self._record_normalization(values, call, inference_calls)
+            except Exception as error:
+                self.skipped_layers[call.name] = error
         # Variables a subclassed model owns directly, outside any layer.
         rest = [v for v in self._trainable if id(v) not in owned]
         if rest:
             self._record_variables(
                 values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
             )
+
+    def _record_normalization(self, values, call: LayerCall, inference_calls) -> None:
+        kind = layer_info.normalization_kind(call.layer)
+        if kind == schema.BATCH:
+            self._record_batch_norm(values, call, inference_calls.get(call.name))
+        elif kind is not None and call.inputs is not None:
+            stats = normalization.norm_layer_stats(
+                call.inputs, *layer_info.scale_and_offset(call.layer)
+            )
+            for metric, value in stats.items():
+                values[tags.make_tag(metric, call.name)] = value
 
     @staticmethod
     def _record_variables(

@@ -299,3 +299,37 @@ def test_strict_mode_raises_a_failing_inference_pass(tmp_path):
     observer = bnscope.Observer(model, str(tmp_path), strict=True)
     with observer, pytest.raises(RuntimeError, match="no inference path"):
         observer.observe(1, x[:16], np.zeros((16, 3), "float32"))
+
+
+def test_a_layer_whose_statistics_fail_loses_only_its_own(tmp_path, monkeypatch):
+    """Issue 14: one layer's statistic failing must not lose the others."""
+    from bnscope.recording.probe import Probe
+
+    original = Probe._record_normalization
+
+    def failing(self, values, call, inference_calls):
+        if call.name == "bn":
+            raise ValueError("unusual BN layout")
+        original(self, values, call, inference_calls)
+
+    monkeypatch.setattr(Probe, "_record_normalization", failing)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.BatchNormalization(name="bn")(
+        keras.layers.Dense(8, name="dense")(inputs)
+    )
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(hidden))
+    model.compile("adam", "mse")
+    x, _ = models.data()
+    y = np.zeros((16, 3), "float32")
+    observer = bnscope.Observer(model, str(tmp_path))
+    with pytest.warns(RuntimeWarning) as record, observer:
+        results = [observer.observe(step, x[:16], y) for step in (1, 2)]
+    assert all(r is not None for r in results)
+    scalars = results[-1].scalars
+    assert tags.GRAD_NORM.tag("dense") in scalars  # other layers recorded
+    assert tags.ACT_STD.tag("bn") in scalars  # and bn's own activation stats
+    assert tags.BN_MEAN_SHIFT.tag("bn") not in scalars
+    messages = [str(w.message) for w in record if "bnscope" in str(w.message)]
+    assert len(messages) == 1 and "statistics of layer 'bn'" in messages[0]
+    assert "unusual BN layout" in messages[0]
