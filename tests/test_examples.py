@@ -109,7 +109,10 @@ def test_tiny_batches(tmp_path):
     results = run_example("tiny_batches", tmp_path)
     findings = assert_expected("tiny_batches", tmp_path)
     gaps = [f for f in findings["bn_batch4"] if f["rule"] == "bn_train_inference_gap"]
-    assert all(f["value"] > f["threshold"] for f in gaps)
+    assert gaps
+    for gap in gaps:  # beyond its limit: a gap above it, an agreement below
+        agreement = "agree" in gap["message"]
+        assert (gap["value"] < gap["threshold"]) == agreement, gap
     # LN does not depend on the batch: it learns better at batch size 4.
     assert results["ln_batch4"]["test accuracy"] > results["bn_batch4"]["test accuracy"]
 

@@ -45,13 +45,59 @@ def compile_function(function: Callable) -> Callable:
     return call
 
 
+# Whether grappler optimizes the statistics compiled into Keras' train step
+# (`in_step.py`). Off: that function is forward passes and reductions, which
+# without a backward pass keep nothing alive, and it is built at the first
+# probe step rather than with Keras' step; optimized, it would cost about as
+# much as Keras' own compile (docs/performance.md).
+IN_STEP_GRAPH_OPTIMIZATION = False
+
+
+def nested_function(function: Callable, optimize: bool) -> Callable:
+    """`function` as a separate function called from inside a compiled one.
+
+    It is not inlined into its caller, so grappler's passes over the caller
+    (Keras' train step) do not see, optimize or fuse across its body: the
+    train step's own graph, and so its results, stay what they were. The
+    body is instantiated at its first run, with the graph options in force
+    where the call was traced.
+
+    Args:
+        function: As for `compile_function`.
+        optimize: Whether grappler optimizes the body.
+    """
+    compiled = tf.function(
+        function,
+        autograph=False,
+        reduce_retracing=True,
+        experimental_attributes={"_noinline": True},
+    )
+
+    def call(*args):
+        with _call_options(optimize=optimize):
+            return compiled(*args)
+
+    return call
+
+
+def run_if(predicate, function: Callable) -> None:
+    """Runs `function()` (for its side effects) where `predicate` holds."""
+
+    def run():
+        function()
+        return tf.constant(True)
+
+    tf.cond(predicate, run, lambda: tf.constant(False))
+
+
 @contextlib.contextmanager
 def _call_options(optimize: bool) -> Iterator[None]:
-    """Eager calls in this block use grappler, or not; nothing else changes.
+    """Calls made in this block use grappler, or not; nothing else changes.
 
-    Only eager call sites read `function_call_options`, and a function's
-    first call is where it is optimized, so this scopes the choice to the
-    functions called here: what Keras compiles is optimized as always.
+    A function call reads `function_call_options` where it is made: eagerly,
+    for that call; while tracing, into the call op (its `config_proto`), for
+    every run of it. So this scopes the choice to the functions called here:
+    what Keras compiles is optimized as always.
     """
     if optimize:
         yield

@@ -11,7 +11,7 @@ from typing import Any
 
 import keras
 
-from bnscope.recording import arguments, step_stats
+from bnscope.recording import arguments, in_step, step_stats
 from bnscope.recording.exact_gradients import StepGradientNorms
 from bnscope.recording.live import LiveFindings
 from bnscope.recording.observer import Observer
@@ -151,6 +151,9 @@ class BNScope(keras.callbacks.Callback):
         self._tap: TrainFunctionTap | None = None
         self._step_norms: StepGradientNorms | None = None
         self._step_stats: StepStatistics | None = None
+        self._in_step: in_step.InStepProbe | None = None
+        self._armed = False  # the coming (or just run) step is a probe step
+        self._plain_step_cpu: float | None = None  # typical step without a probe
         self._batch = self.probe_data
         self._mark = 0.0
         self._base_step = 0
@@ -204,6 +207,7 @@ class BNScope(keras.callbacks.Callback):
                 on_batch=self._set_batch if self.probe_data is None else None,
                 on_trace=observer.record_training_modes,
                 guard=observer.guard,
+                on_failure=self._first_step_failed,
             )
             self._tap.install()
         # Full mode reads statistics from the training step; the probe then
@@ -225,16 +229,46 @@ class BNScope(keras.callbacks.Callback):
         self._epochs_seen += 1
         self.schedule.start_epoch()
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._in_step is None:
+            return
+        step = self._step() + 1
+        steps = (self.params or {}).get("steps")
+        last = steps is not None and batch == steps - 1
+        # The epoch's own probe, where it had none: at its last step for a
+        # fixed `every_n_steps`; at its last full batch by default, since the
+        # last may be a remainder of a few samples whose batch statistics say
+        # little (a spread or budget probe due there waits one step).
+        epoch_probe = last
+        if self.schedule.every_n_steps is None and steps is not None and steps > 1:
+            if last:
+                return
+            epoch_probe = batch == steps - 2
+        if self.schedule.due(step) or (
+            epoch_probe and self.schedule.due_at_epoch_end(step)
+        ):
+            with self.observer.guard("preparing a probe step"):
+                self._in_step.arm(self.observer.histograms_due())
+                self._armed = True
+        self._mark = time.process_time()
+
     def on_train_batch_end(self, batch, logs=None):
-        self.schedule.add_training_time(time.process_time() - self._mark)
+        elapsed = time.process_time() - self._mark
         # `batch` is the last step's index in the epoch (steps_per_execution
         # may cover several); counting in Python avoids a device read per step.
         self._steps_done += batch - self._last_batch
         self._last_batch = batch
         step = self._step()
+        if self._armed:
+            elapsed -= self._record_probe_step(step, elapsed)
+        else:
+            self._plain_step_cpu = _mean(self._plain_step_cpu, elapsed)
+        self.schedule.add_training_time(elapsed)
         # A NaN/Inf loss is probed at once, so the live findings name its layer.
         nonfinite_loss = self.live.loss_went_nonfinite(logs)
-        if self._due(step) or (nonfinite_loss and self._batch is not None):
+        if step == self.schedule.last_probe_step:
+            pass  # probed inside the step
+        elif self._due(step) or (nonfinite_loss and self._batch is not None):
             self._probe(step)
         elif self._step_stats is not None:
             with self.observer.guard("writing training-step statistics"):
@@ -244,7 +278,16 @@ class BNScope(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
-        if self._batch is not None and self.schedule.due_at_epoch_end(step):
+        if self._armed:  # the data ended before the armed step ran
+            self._in_step.disarm()
+            self._armed = False
+        # In-step, an epoch of known length had its probe before its end.
+        in_step_epoch = self._in_step is not None and (self.params or {}).get("steps")
+        if (
+            self._batch is not None
+            and not in_step_epoch
+            and self.schedule.due_at_epoch_end(step)
+        ):
             self._probe(step)
         self.live.end_epoch(step, logs)
         self._mark = time.process_time()
@@ -297,7 +340,21 @@ class BNScope(keras.callbacks.Callback):
         return self._base_step + self._steps_done
 
     def _instrument_train_step(self, hooks) -> None:
-        """Full mode and `exact_gradients`: compile bnscope into the train step."""
+        """Compile bnscope into the train step: the probe, where it can run
+        there (`in_step.unsupported`), full mode and `exact_gradients`."""
+        self._in_step = None
+        if (
+            self.every_n_steps != 1
+            and self.probe_data is None
+            and self.loss_fn is None
+            and in_step.unsupported(self.model) is None
+        ):
+            with self.observer.guard(
+                "compiling the probe into the training step (bnscope probes "
+                "separately instead)"
+            ):
+                self._in_step = in_step.attach(self.model, self.observer.probe)
+                self._in_step_traces = self._in_step.probe.traces
         if self.every_n_steps == 1 and self._step_stats is None:
             reason = step_stats.supported(self.model)
             if reason is None:
@@ -329,7 +386,58 @@ class BNScope(keras.callbacks.Callback):
         return values
 
     def _due(self, step: int) -> bool:
-        return self._batch is not None and self.schedule.due(step)
+        # With the in-step probe, steps are picked before they run.
+        return (
+            self._batch is not None
+            and self._in_step is None
+            and self.schedule.due(step)
+        )
+
+    def _first_step_failed(self, error: Exception) -> dict | None:
+        """The first step's logs if it completed and only the probe failed.
+
+        If not, Keras' step is traced again without bnscope: probe separately.
+        """
+        if self._in_step is None:
+            return None
+        logs = self._in_step.completed(error)
+        if logs is None:
+            self._in_step.uninstall()
+            self._in_step = None
+            self._armed = False
+        return logs
+
+    def _record_probe_step(self, step: int, elapsed: float) -> float:
+        """Writes what the probe measured inside step `step`; returns its cost.
+
+        A probe step whose statistics failed at run time (the step itself
+        completed) is reported once, and probes run separately from then on.
+        """
+        probe = self._in_step
+        self._armed = False
+        probe.disarm()
+        traced = probe.probe.traces != self._in_step_traces
+        self._in_step_traces = probe.probe.traces
+        result = probe.read() if probe.run_error is None else None
+        if result is None:
+            # Not compiled into this step (`probe.build_error`) or failed in
+            # it: probe separately, at this step already.
+            self._in_step = None
+            if probe.run_error is not None:
+                with self.observer.guard(
+                    "statistics inside the training step (the step itself "
+                    "completed; bnscope probes separately from now on)"
+                ):
+                    raise probe.run_error
+            return 0.0
+        with self.observer.guard("probe (statistics at this step were skipped)"):
+            x = self._batch[0] if self._batch is not None else None
+            self.observer.record(step, result, x, self._step_values())
+        # What the probe added to this step: beyond a typical step's CPU.
+        plain = self._plain_step_cpu
+        cost = max(elapsed - plain, 0.0) if plain is not None else 0.0
+        self.schedule.probed(step, cost, traced=traced or plain is None)
+        return cost
 
     def _probe(self, step: int) -> None:
         start = time.process_time()
@@ -346,6 +454,9 @@ class BNScope(keras.callbacks.Callback):
         if self._tap is not None:
             self._tap.remove()
             self._tap = None
+        if self._in_step is not None:
+            self._in_step.disarm()  # stays compiled in, for the next fit
+            self._armed = False
         rebuild = False
         for instrument in (self._step_stats, self._step_norms):
             if instrument is not None:
@@ -358,6 +469,11 @@ class BNScope(keras.callbacks.Callback):
                 self.model.make_train_function(force=True)
         if self.observer is not None:
             self.observer.close()
+
+
+def _mean(previous: float | None, value: float) -> float:
+    """A running mean that follows drift (half weight on the newest value)."""
+    return value if previous is None else 0.5 * (previous + value)
 
 
 def _optimizer_step(model: keras.Model) -> int:

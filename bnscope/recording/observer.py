@@ -137,23 +137,49 @@ class Observer:
             return None  # nothing can be recorded: do not spend the probe
         with self.guard("probe (statistics at this step were skipped)"):
             x, y, sample_weight = distribution.merge_replicas((x, y, sample_weight))
-            if self._probe is None:
-                self._probe = Probe(self.model, self.hooks, self._loss_fn)
-            traces = self._probe.traces
-            if self._batch_size is None:
-                self._batch_size = distribution.replica_batch_size(self.model, x)
-            histograms = (
-                self.histogram_every_n_probes > 0
-                and self._probes % self.histogram_every_n_probes == 0
-            )
-            result = self._run_probe(x, y, sample_weight, histograms)
+            traces = self.probe.traces
+            result = self._run_probe(x, y, sample_weight, self.histograms_due())
             self.last_probe_traced = self._probe.traces != traces
-            self._probes += 1
-            result.scalars.update(extra_scalars or {})
-            self._add_python_scalars(result, step)
-            self._write(step, result)
+            self.record(step, result, x, extra_scalars)
             return result
         return None
+
+    @property
+    def probe(self) -> Probe:
+        """The model's probe (created on first use, compiled at its first call)."""
+        trainable = [id(v) for v in self.model.trainable_variables]
+        if self._probe is None or self._probe.trainable_ids != trainable:
+            # A new probe when what trains changed (a base unfrozen between
+            # fits): gradients and update ratios follow the variables.
+            self._probe = Probe(self.model, self.hooks, self._loss_fn)
+        return self._probe
+
+    def histograms_due(self) -> bool:
+        """Whether the next probe computes activation histograms."""
+        return (
+            self.histogram_every_n_probes > 0
+            and self._probes % self.histogram_every_n_probes == 0
+        )
+
+    def record(
+        self,
+        step: int,
+        result: ProbeResult,
+        x,
+        extra_scalars: dict[str, float] | None = None,
+    ) -> None:
+        """Writes what a probe measured on batch `x` at `step`.
+
+        `observe` calls it; so does the callback for a probe that ran inside
+        the training step (`in_step.py`).
+        """
+        self._report_skipped_pieces()
+        if self._batch_size is None:
+            self._batch_size = distribution.replica_batch_size(self.model, x)
+        self._probes += 1
+        result.scalars.update(extra_scalars or {})
+        self._add_python_scalars(result, step)
+        self._write(step, result)
 
     def _run_probe(self, x, y, sample_weight, histograms: bool) -> ProbeResult:
         """One probe; a failing histogram loses only the histograms.
@@ -173,7 +199,6 @@ class Observer:
                 "kept, and histograms are tried again at the next histogram probe)",
                 error,
             )
-        self._report_skipped_pieces()
         return result
 
     def _report_skipped_pieces(self) -> None:

@@ -10,6 +10,7 @@ states are left bit-identical: observing never changes what the model learns.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,12 +73,13 @@ class Probe:
         # layer name -> why its gradient/weight/normalization statistics are
         # not in the probe (found while tracing; the observer reports them).
         self.skipped_layers: dict[str, Exception] = {}
-        self._scalar_tags: list[str] = []
-        self._histogram_tags: list[str] = []
-        self._trainable = list(model.trainable_variables)
+        self.scalar_tags: list[str] = []
+        self.histogram_tags: list[str] = []
+        self.trainable_variables = list(model.trainable_variables)
+        self.trainable_ids = [id(v) for v in self.trainable_variables]
         # Snapshots for ‖Δw‖/‖w‖ and BN moving-statistic change between probes.
         self._weight_snapshot = [
-            tf.Variable(v.value, trainable=False) for v in self._trainable
+            tf.Variable(v.value, trainable=False) for v in self.trainable_variables
         ]
         self._bn_layers = [
             layer for _, layer in self.hooks.layers if layer_info.is_batch_norm(layer)
@@ -89,7 +91,7 @@ class Probe:
             ]
             for layer in self._bn_layers
         }
-        self._function = backend.compile_function(self._measure)
+        self._function = backend.compile_function(self.measure)
 
     def __call__(
         self, x, y=None, sample_weight=None, with_histograms: bool = False
@@ -99,9 +101,9 @@ class Probe:
             x, y, sample_weight, tf.constant(with_histograms)
         )
         values = scalars.numpy().tolist()
-        result = ProbeResult(dict(zip(self._scalar_tags, values)))
+        result = ProbeResult(dict(zip(self.scalar_tags, values)))
         if with_histograms:
-            for tag, (edges, counts) in zip(self._histogram_tags, histograms):
+            for tag, (edges, counts) in zip(self.histogram_tags, histograms):
                 result.histograms[tag] = (edges.numpy(), counts.numpy())
         return result
 
@@ -111,14 +113,34 @@ class Probe:
         )
 
     # Everything below runs while tracing.
-    def _measure(self, x, y, sample_weight, with_histograms):
+    def measure(self, x, y, sample_weight, with_histograms, given_gradients=None):
+        """The probe's body, to trace inside a compiled function.
+
+        Args:
+            x, y, sample_weight: The batch.
+            with_histograms: A boolean tensor: whether histograms are computed.
+            given_gradients: The gradients of `model.trainable_variables` on this
+                batch, where the caller has them (`in_step.py`: the ones the
+                optimizer applies), with `None` for a variable without one.
+                Defaults to `None`: computed here, under a gradient tape.
+
+        Returns:
+            `(scalars, histograms)`: every scalar statistic stacked in one
+            vector (tags in `scalar_tags`), and `(edges, counts)` per
+            histogram (tags in `histogram_tags`).
+        """
         self.traces += 1
         model = self.model
         state = [(v, v.value) for v in model.non_trainable_variables]
         gradients_skipped = None
-        scale = self._loss_scale()
+        scale = None if given_gradients is not None else self._loss_scale()
+        tape_scope = (
+            tf.GradientTape(persistent=scale is not None)
+            if given_gradients is None
+            else contextlib.nullcontext()
+        )
         with keras.StatelessScope(state_mapping=state):
-            with tf.GradientTape(persistent=scale is not None) as tape:
+            with tape_scope as tape:
                 inputs = dict(zip(self._input_names(x), tree.flatten(x)))
                 with self.hooks.recording(inputs=inputs) as train:
                     y_pred = model(x, training=True)
@@ -130,8 +152,10 @@ class Probe:
                 scaled = None
                 if loss is not None and scale is not None:
                     scaled = loss * tf.cast(scale, loss.dtype)
-            grads = [None] * len(self._trainable)
-            if loss is not None:
+            grads = [None] * len(self.trainable_variables)
+            if given_gradients is not None:
+                grads = list(given_gradients)
+            elif loss is not None:
                 grads = self._gradients(tape, loss, scaled, scale)
         inference, y_infer = self._inference_pass(x, state)
 
@@ -153,7 +177,7 @@ class Probe:
             values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.l2_norm(present)
 
         observed = [call for call in train.calls if call.outputs is not None]
-        self._histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
+        self.histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
         histograms = []
         if observed:
             histograms = tf.cond(
@@ -163,14 +187,14 @@ class Probe:
             )
 
         # Snapshots are ours, not the model's; update them after the scope.
-        for snapshot, variable in zip(self._weight_snapshot, self._trainable):
+        for snapshot, variable in zip(self._weight_snapshot, self.trainable_variables):
             snapshot.assign(variable.value)
         for layer in self._bn_layers:
             mean, variance = self._bn_snapshot[id(layer)]
             mean.assign(layer.moving_mean.value)
             variance.assign(layer.moving_variance.value)
 
-        self._scalar_tags = list(values)
+        self.scalar_tags = list(values)
         if self.info is None:
             self.info = TraceInfo(
                 calls=train.calls,
@@ -211,8 +235,8 @@ class Probe:
     def _gradients(self, tape, loss, scaled_loss, scale) -> list:
         """Gradients of `loss`, loss-scaled as the optimizer scales them."""
         if scale is None:
-            return tape.gradient(loss, self._trainable)
-        scaled = tape.gradient(scaled_loss, self._trainable)
+            return tape.gradient(loss, self.trainable_variables)
+        scaled = tape.gradient(scaled_loss, self.trainable_variables)
         present = [i for i, g in enumerate(scaled) if g is not None]
         if not present:
             return scaled
@@ -226,7 +250,7 @@ class Probe:
             # A scale that overflows is normal: the optimizer skips that step
             # and halves the scale. Measure at scale 1 rather than report the
             # overflow as NaN gradients; a real NaN stays NaN.
-            variables = [self._trainable[i] for i in present]
+            variables = [self.trainable_variables[i] for i in present]
             return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
 
         chosen = tf.cond(finite, lambda: unscaled, unscaled_gradients)
@@ -258,9 +282,9 @@ class Probe:
     def _record_layers(
         self, values: dict, train: Recording, inference: Recording, grads
     ) -> None:
-        grads_by_variable = {id(v): g for v, g in zip(self._trainable, grads)}
+        grads_by_variable = {id(v): g for v, g in zip(self.trainable_variables, grads)}
         weights_by_variable = {
-            id(v): s for v, s in zip(self._trainable, self._weight_snapshot)
+            id(v): s for v, s in zip(self.trainable_variables, self._weight_snapshot)
         }
         owned: set[int] = set()
         inference_calls = inference.by_name()
@@ -281,7 +305,7 @@ class Probe:
             except Exception as error:
                 self.skipped_layers[call.name] = error
         # Variables a subclassed model owns directly, outside any layer.
-        rest = [v for v in self._trainable if id(v) not in owned]
+        rest = [v for v in self.trainable_variables if id(v) not in owned]
         if rest:
             self._record_variables(
                 values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable

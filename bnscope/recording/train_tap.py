@@ -53,6 +53,10 @@ class TrainFunctionTap:
         on_batch: Called with the first batch (`(x, y, sample_weight)`).
         on_trace: Called with the `Recording` of the traced train step.
         guard: Context-manager factory isolating bnscope's own failures.
+        on_failure: Called with an error of the first step. Returns the
+            step's logs if it completed and only bnscope's statistics in it
+            failed (`in_step.py`); else `None`, having taken out what bnscope
+            compiled into the step, which is then traced again unhooked.
     """
 
     def __init__(
@@ -62,12 +66,14 @@ class TrainFunctionTap:
         on_batch: Callable[[tuple], None] | None,
         on_trace: Callable[[Recording], None],
         guard: Callable[[str], Any],
+        on_failure: Callable[[Exception], dict | None] | None = None,
     ):
         self.model = model
         self.hooks = hooks
         self.on_batch = on_batch
         self.on_trace = on_trace
         self.guard = guard
+        self.on_failure = on_failure
         self._original = None
 
     def install(self) -> None:
@@ -99,6 +105,9 @@ class TrainFunctionTap:
             # that inspects itself, say) must not end the user's training:
             # trace again unhooked. A genuine error of the model fails again,
             # unhooked, exactly as it would without bnscope.
+            completed = self.on_failure(error) if self.on_failure else None
+            if completed is not None:
+                return completed  # the step ran: its logs, no retry
             # The failed trace may have created the optimizer's variables, and a
             # tf.function creates variables on its first call only: a new one.
             self.model.make_train_function(force=True)

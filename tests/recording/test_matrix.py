@@ -306,7 +306,7 @@ def test_case_records_every_layer_and_leaves_training_unchanged(name, tmp_path):
     # Probes at increasing steps, the last at the last training step.
     steps = _probe_steps(run)
     assert steps == sorted(set(steps))
-    assert steps[-1] == counter.steps
+    assert steps[-1] == counter.steps, (steps, counter.steps)
     scalars = eventdata.scalars(run)
     for series in scalars.values():
         assert all(np.isfinite(value) for _, value in series)

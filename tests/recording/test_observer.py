@@ -36,7 +36,11 @@ def _callback_run(log_dir: str) -> keras.Model:
         epochs=EPOCHS,
         shuffle=False,
         verbose=0,
-        callbacks=[BNScope(log_dir=log_dir, every_n_steps=2)],
+        # On one fixed batch, as the loop probes (by default the callback
+        # probes inside the training step, on that step's batch).
+        callbacks=[
+            BNScope(log_dir=log_dir, every_n_steps=2, probe_data=(x[:BATCH], y[:BATCH]))
+        ],
     )
     return model
 
