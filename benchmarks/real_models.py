@@ -43,14 +43,21 @@ IMAGE = 64
 MODELS = ("MobileNetV2", "ResNet50", "DenseNet121")
 CONFIGS = ("plain", "bnscope", "full", "tensorboard")
 # Ablations:
-# - bnscope_separate: BNScope(probe_data=first batch), which probes with the
-#   separate compiled probe (as every default probe did before in_step.py);
-# - bnscope_grappler_off: that separate probe with grappler off at its call
+# - bnscope_in_step: BNScope(in_step=True), the probe compiled into Keras'
+#   train step (bnscope/recording/in_step.py);
+# - bnscope_in_step_optimized: the same with grappler on for the probe's body
+#   (bnscope.recording.backend.IN_STEP_GRAPH_OPTIMIZATION);
+# - bnscope_grappler_off: the separate probe with grappler off at its call
 #   (bnscope.recording.backend.PROBE_GRAPH_OPTIMIZATION);
 # - plain_prebuilt: plain fit with the optimizer built before the first step,
 #   as the in-step probe builds it (Keras then traces its step once, not
-#   twice): the baseline that isolates the probe's own one-time cost.
-ABLATIONS = ("bnscope_separate", "bnscope_grappler_off", "plain_prebuilt")
+#   twice): the baseline that isolates that probe's own one-time cost.
+ABLATIONS = (
+    "bnscope_in_step",
+    "bnscope_in_step_optimized",
+    "bnscope_grappler_off",
+    "plain_prebuilt",
+)
 # The smallest stock application: MobileNetV3Small's minimalistic variant
 # (no squeeze-excite, no hard-swish) compiles in seconds.
 QUICK = {"model": "MobileNetV3Small:minimalistic", "image": 32, "steps": 6}
@@ -89,18 +96,19 @@ def _fit_and_measure(model, x, y, config: str, log_dir: str) -> dict:
     import numpy as np
 
     from bnscope import BNScope
+    from bnscope.recording import backend
 
     if config == "bnscope_grappler_off":
-        from bnscope.recording import backend
-
         backend.PROBE_GRAPH_OPTIMIZATION = False
-    first_batch = (x[:BATCH], y[:BATCH])
+    if config == "bnscope_in_step_optimized":
+        backend.IN_STEP_GRAPH_OPTIMIZATION = True
     callbacks = {
         "plain": [],
         "plain_prebuilt": [],
         "bnscope": [BNScope(log_dir=log_dir)],
-        "bnscope_separate": [BNScope(log_dir=log_dir, probe_data=first_batch)],
-        "bnscope_grappler_off": [BNScope(log_dir=log_dir, probe_data=first_batch)],
+        "bnscope_in_step": [BNScope(log_dir=log_dir, in_step=True)],
+        "bnscope_in_step_optimized": [BNScope(log_dir=log_dir, in_step=True)],
+        "bnscope_grappler_off": [BNScope(log_dir=log_dir)],
         "full": [BNScope(log_dir=log_dir, every_n_steps=1)],
         "tensorboard": [keras.callbacks.TensorBoard(log_dir, histogram_freq=1)],
     }[config]

@@ -128,11 +128,7 @@ def train(
     # A second demo into the same directory would read as a resumed run.
     shutil.rmtree(run_dir, ignore_errors=True)
     keras.utils.set_random_seed(seed)
-    # BN momentum 0.9 (a 10-step EMA window): the demo's 3-epoch fit is ~13
-    # windows, so the moving statistics converge and inference mode agrees
-    # with training. Keras' default 0.99 needs ~300 steps, more than the demo
-    # trains: bnscope would rightly report bn_ema_not_converged.
-    model = build_model(batch_norm, momentum=0.9)
+    model = build_model(batch_norm)
     model.compile(
         keras.optimizers.Adam(LEARNING_RATE),
         "sparse_categorical_crossentropy",

@@ -97,6 +97,14 @@ class BNScope(keras.callbacks.Callback):
         verbose: Whether to print live findings: `None` prints when `fit`
             shows progress (`verbose` 1 or 2), `True` even with `verbose=0`,
             `False` never. Defaults to `None`.
+        in_step: Compile the probe into Keras' own train step and probe each
+            chosen step on its own batch, instead of running a separate
+            compiled probe on a fixed batch (docs/callback.md). Measured on
+            MobileNetV2 (docs/performance.md): probe steps cost less, the
+            one-time cost is about the same, and peak memory is higher
+            (2.6x plain `fit` instead of 1.9x), so it is off by default.
+            Models it cannot run in are probed separately. Defaults to
+            `False`.
         halt_on: A rule id or a severity, or a sequence of them (a severity
             means that severity or worse), e.g. `("nonfinite",)` or
             `"error"`: when such a finding appears, bnscope writes everything,
@@ -124,6 +132,7 @@ class BNScope(keras.callbacks.Callback):
         alerts: str | None = "warning",
         verbose: bool | None = None,
         halt_on: str | Sequence[str] | None = None,
+        in_step: bool = False,
     ):
         super().__init__()
         if keras.backend.backend() != "tensorflow":
@@ -143,6 +152,7 @@ class BNScope(keras.callbacks.Callback):
             overhead_budget, "overhead_budget"
         )
         self.strict = arguments.boolean(strict, "strict")
+        self.in_step = arguments.boolean(in_step, "in_step")
         self.loss_fn = arguments.callable_or_none(loss_fn, "loss_fn")
         self.probe_data = _as_batch(probe_data) if probe_data is not None else None
         self.live = LiveFindings(alerts=alerts, verbose=verbose, halt_on=halt_on)
@@ -153,6 +163,11 @@ class BNScope(keras.callbacks.Callback):
         self._step_stats: StepStatistics | None = None
         self._in_step: in_step.InStepProbe | None = None
         self._armed = False  # the coming (or just run) step is a probe step
+        self._in_step_traces = 0  # the probe's traces at its last probe step
+        # A probe step's statistics failed at run time: probe separately, for
+        # good (the same compiled statistics would fail again).
+        self._in_step_failed = False
+        self._probe_next = False  # a NaN/Inf loss: probe the next step
         self._plain_step_cpu: float | None = None  # typical step without a probe
         self._batch = self.probe_data
         self._mark = 0.0
@@ -180,6 +195,7 @@ class BNScope(keras.callbacks.Callback):
                     "every_n_steps": self.every_n_steps,
                     "overhead_budget": self.overhead_budget,
                     "exact_gradients": self.exact_gradients,
+                    "in_step": self.in_step,
                     "probe_data": "given"
                     if self.probe_data is not None
                     else "first batch",
@@ -201,15 +217,12 @@ class BNScope(keras.callbacks.Callback):
             hooks = observer.hooks
             observer.set_requested_training(requested_training(self.model, hooks))
             self._instrument_train_step(hooks)
-            self._tap = TrainFunctionTap(
-                self.model,
-                hooks,
-                on_batch=self._set_batch if self.probe_data is None else None,
-                on_trace=observer.record_training_modes,
-                guard=observer.guard,
-                on_failure=self._first_step_failed,
-            )
-            self._tap.install()
+            # The probe in the step needs no batch of its own (but for the end
+            # of an epoch of unknown length). Taking one off the iterator runs
+            # Keras' first step through its Python-iterator path, which costs
+            # Keras a second trace of its step.
+            separate = not self._in_step or params.get("steps") is None
+            self._install_tap(capture=self.probe_data is None and separate)
         # Full mode reads statistics from the training step; the probe then
         # runs on the budget.
         self.schedule.every_n_steps = (
@@ -244,9 +257,12 @@ class BNScope(keras.callbacks.Callback):
             if last:
                 return
             epoch_probe = batch == steps - 2
-        if self.schedule.due(step) or (
-            epoch_probe and self.schedule.due_at_epoch_end(step)
+        if (
+            self._probe_next
+            or self.schedule.due(step)
+            or (epoch_probe and self.schedule.due_at_epoch_end(step))
         ):
+            self._probe_next = False
             with self.observer.guard("preparing a probe step"):
                 self._in_step.arm(self.observer.histograms_due())
                 self._armed = True
@@ -264,8 +280,10 @@ class BNScope(keras.callbacks.Callback):
         else:
             self._plain_step_cpu = _mean(self._plain_step_cpu, elapsed)
         self.schedule.add_training_time(elapsed)
-        # A NaN/Inf loss is probed at once, so the live findings name its layer.
+        # A NaN/Inf loss is probed at once (in the step: the next one), so
+        # the live findings name its layer.
         nonfinite_loss = self.live.loss_went_nonfinite(logs)
+        self._probe_next = nonfinite_loss and self._in_step is not None
         if step == self.schedule.last_probe_step:
             pass  # probed inside the step
         elif self._due(step) or (nonfinite_loss and self._batch is not None):
@@ -336,6 +354,19 @@ class BNScope(keras.callbacks.Callback):
     def _set_batch(self, batch: tuple) -> None:
         self._batch = batch
 
+    def _install_tap(self, capture: bool) -> None:
+        """Keras' next step records BN modes, and gives its batch if `capture`."""
+        observer = self.observer
+        self._tap = TrainFunctionTap(
+            self.model,
+            observer.hooks,
+            on_batch=self._set_batch if capture else None,
+            on_trace=observer.record_training_modes,
+            guard=observer.guard,
+            on_failure=self._first_step_failed,
+        )
+        self._tap.install()
+
     def _step(self) -> int:
         return self._base_step + self._steps_done
 
@@ -344,9 +375,11 @@ class BNScope(keras.callbacks.Callback):
         there (`in_step.unsupported`), full mode and `exact_gradients`."""
         self._in_step = None
         if (
-            self.every_n_steps != 1
+            self.in_step
+            and self.every_n_steps != 1
             and self.probe_data is None
             and self.loss_fn is None
+            and not self._in_step_failed
             and in_step.unsupported(self.model) is None
         ):
             with self.observer.guard(
@@ -421,9 +454,13 @@ class BNScope(keras.callbacks.Callback):
         result = probe.read() if probe.run_error is None else None
         if result is None:
             # Not compiled into this step (`probe.build_error`) or failed in
-            # it: probe separately, at this step already.
+            # it: probe separately, on the next step's batch.
             self._in_step = None
+            if self._batch is None:
+                with self.observer.guard("capturing a probe batch"):
+                    self._install_tap(capture=True)
             if probe.run_error is not None:
+                self._in_step_failed = True
                 with self.observer.guard(
                     "statistics inside the training step (the step itself "
                     "completed; bnscope probes separately from now on)"
@@ -431,8 +468,7 @@ class BNScope(keras.callbacks.Callback):
                     raise probe.run_error
             return 0.0
         with self.observer.guard("probe (statistics at this step were skipped)"):
-            x = self._batch[0] if self._batch is not None else None
-            self.observer.record(step, result, x, self._step_values())
+            self.observer.record(step, result, probe.batch_size(), self._step_values())
         # What the probe added to this step: beyond a typical step's CPU.
         plain = self._plain_step_cpu
         cost = max(elapsed - plain, 0.0) if plain is not None else 0.0

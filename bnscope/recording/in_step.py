@@ -128,6 +128,9 @@ class InStepProbe:
                 False, trainable=False, name="bnscope_histograms"
             )
             self._scalars = _stash("bnscope_scalars")
+            self._batch_size = tf.Variable(
+                tf.constant(0, tf.int32), trainable=False, name="bnscope_batch"
+            )
             self._histogram_values = _stash("bnscope_histograms_values")
         self._gradients: dict[int, Any] | None = None
         self._armed_histograms = False
@@ -224,6 +227,10 @@ class InStepProbe:
                 )
         return result
 
+    def batch_size(self) -> int | None:
+        """The batch size of the last probe step."""
+        return int(self._batch_size.numpy()) or None
+
     def _guarded_step(self, iterator):
         """Keras' step; a failure of bnscope's statistics alone loses only them.
 
@@ -312,6 +319,7 @@ class InStepProbe:
             )
             self._scalars.assign(scalars)
             self._histogram_values.assign(histograms)
+            self._batch_size.assign(tf.shape(tree.flatten(x)[0])[0])
 
         backend.run_if(tf.equal(step, self._target.value()), run)
         self.built = True

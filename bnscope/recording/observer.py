@@ -140,7 +140,12 @@ class Observer:
             traces = self.probe.traces
             result = self._run_probe(x, y, sample_weight, self.histograms_due())
             self.last_probe_traced = self._probe.traces != traces
-            self.record(step, result, x, extra_scalars)
+            batch_size = (
+                distribution.replica_batch_size(self.model, x)
+                if self._batch_size is None
+                else None
+            )
+            self.record(step, result, batch_size, extra_scalars)
             return result
         return None
 
@@ -165,17 +170,17 @@ class Observer:
         self,
         step: int,
         result: ProbeResult,
-        x,
+        batch_size: int | None,
         extra_scalars: dict[str, float] | None = None,
     ) -> None:
-        """Writes what a probe measured on batch `x` at `step`.
+        """Writes what a probe measured at `step` on a batch of `batch_size`.
 
         `observe` calls it; so does the callback for a probe that ran inside
         the training step (`in_step.py`).
         """
         self._report_skipped_pieces()
         if self._batch_size is None:
-            self._batch_size = distribution.replica_batch_size(self.model, x)
+            self._batch_size = batch_size
         self._probes += 1
         result.scalars.update(extra_scalars or {})
         self._add_python_scalars(result, step)

@@ -260,8 +260,11 @@ def _first(run: str) -> str:
     return eventdata.metadata(run)["layers"][0]["name"]
 
 
+@pytest.mark.parametrize("in_step", [False, True], ids=["separate", "in_step"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_case_records_every_layer_and_leaves_training_unchanged(name, tmp_path):
+def test_case_records_every_layer_and_leaves_training_unchanged(
+    name, in_step, tmp_path
+):
     case = CASES[name]
     plain = _train(case, [])
     counter = BatchCounter()
@@ -270,6 +273,7 @@ def test_case_records_every_layer_and_leaves_training_unchanged(name, tmp_path):
         every_n_steps=2,
         histogram_every_n_probes=int(case.histograms),
         strict=True,
+        in_step=in_step,
     )
     observed = _train(case, [callback, counter])
 

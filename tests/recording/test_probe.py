@@ -14,8 +14,8 @@ from bnscope.recording.probe import Probe
 L = keras.layers
 
 
-@pytest.fixture
-def tiny():
+def tiny_model():
+    """A Dense-ReLU-BN-softmax model, its batch and integer targets."""
     keras.utils.set_random_seed(3)
     inputs = keras.Input((5,), name="x")
     h = L.Dense(4, activation="relu", name="dense")(inputs)
@@ -31,6 +31,11 @@ def tiny():
     x = rng.normal(size=(12, 5)).astype("float32")
     y = rng.integers(0, 3, 12)
     return model, x, y
+
+
+@pytest.fixture
+def tiny():
+    return tiny_model()
 
 
 def reference(model, x, y):
