@@ -14,12 +14,14 @@ optimizer just applied, so:
   for grappler (it sees a call it may not inline): weights stay bit-identical;
 - the statistics' function is built without grappler at the first probe step
   (`backend.IN_STEP_GRAPH_OPTIMIZATION`), not with Keras' compile;
-- it runs after every effect of the step (it reads every model variable and
-  waits on the step's metrics), measuring the model as the separate probe
-  did after the step, on the step's own batch; the gradients are the step's.
+- it runs after every effect of the step (it waits on every stateful op of
+  the step and on its metrics), measuring the model as the separate probe
+  does after the step, on the step's own batch; the gradients are the step's.
 
 Ordinary steps pay one comparison. What it cannot run on (`unsupported`),
-the callback probes separately, as before.
+the callback probes separately. Measured, its probe steps are cheaper than
+the separate probe's but its peak memory is higher (docs/performance.md), so
+it is `BNScope(in_step=True)`, not the default.
 """
 
 from __future__ import annotations
