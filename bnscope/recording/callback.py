@@ -16,7 +16,7 @@ from bnscope.recording.exact_gradients import StepGradientNorms
 from bnscope.recording.live import LiveFindings
 from bnscope.recording.observer import Observer
 from bnscope.recording.probe import LossFn
-from bnscope.recording.schedule import ProbeSchedule
+from bnscope.recording.schedule import ProbeSchedule, running_mean
 from bnscope.recording.step_stats import StepStatistics
 from bnscope.recording.train_tap import TrainFunctionTap, requested_training
 
@@ -278,7 +278,7 @@ class BNScope(keras.callbacks.Callback):
         if self._armed:
             elapsed -= self._record_probe_step(step, elapsed)
         else:
-            self._plain_step_cpu = _mean(self._plain_step_cpu, elapsed)
+            self._plain_step_cpu = running_mean(self._plain_step_cpu, elapsed)
         self.schedule.add_training_time(elapsed)
         # A NaN/Inf loss is probed at once (in the step: the next one), so
         # the live findings name its layer.
@@ -505,11 +505,6 @@ class BNScope(keras.callbacks.Callback):
                 self.model.make_train_function(force=True)
         if self.observer is not None:
             self.observer.close()
-
-
-def _mean(previous: float | None, value: float) -> float:
-    """A running mean that follows drift (half weight on the newest value)."""
-    return value if previous is None else 0.5 * (previous + value)
 
 
 def _optimizer_step(model: keras.Model) -> int:

@@ -125,8 +125,7 @@ class ProbeSchedule:
                 representative, so the budget uses steady-state probes only.
         """
         if not traced:
-            previous = self.probe_cpu
-            self.probe_cpu = cost if previous is None else 0.5 * (previous + cost)
+            self.probe_cpu = running_mean(self.probe_cpu, cost)
         self.last_probe_step = step
         self.training_cpu = 0.0
         self._probed_this_epoch = True
@@ -136,3 +135,8 @@ class ProbeSchedule:
         origin = self._origin if origin is None else origin
         last = max(self.last_probe_step - origin, 0)
         return (step - origin) // interval != last // interval
+
+
+def running_mean(previous: float | None, value: float) -> float:
+    """A mean that follows drift: half the weight on the newest value."""
+    return value if previous is None else 0.5 * (previous + value)
