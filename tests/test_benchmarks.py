@@ -73,3 +73,22 @@ def test_real_models_quick(benchmarks_on_path, capsys):
     for row in rows.values():
         for key in ("steady_ratio", "total_ratio", "rss_ratio", "first_step_cpu"):
             assert math.isfinite(row[key]) and row[key] > 0
+
+
+def test_probe_breakdown_quick(benchmarks_on_path, capsys):
+    module = importlib.import_module("probe_breakdown")
+    results = module.main(["--quick"])
+    assert "trace+first" in capsys.readouterr().out
+    assert set(results) == {
+        "train step",
+        "activation statistics",
+        "variable statistics",
+        "histograms",
+        "whole probe",
+        "whole probe, histograms",
+    }
+    for name, row in results.items():
+        assert math.isfinite(row["steady"]) and row["steady"] > 0, name
+    # The whole probe contains each part, so its graph is larger than any.
+    parts = ("activation statistics", "variable statistics", "histograms")
+    assert all(results["whole probe"]["ops"] > results[p]["ops"] > 0 for p in parts)

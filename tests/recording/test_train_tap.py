@@ -47,6 +47,47 @@ def test_probe_batch_captured_from_dataset(tmp_path):
     assert eventdata.metadata(tmp_path / RUN)["batch_size"] == 8
 
 
+class CountingTraces(keras.Sequential):
+    """Counts how often Keras traces its train step."""
+
+    traces = 0
+
+    def train_step(self, data):
+        type(self).traces += 1
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_capturing_the_batch_does_not_make_keras_trace_its_step_again(tmp_path, source):
+    """Keras' first step reads the captured batch through a `tf.data` iterator
+    of the same spec as the rest: its step compiles as often as without
+    bnscope (its Python-iterator path would trace it again at step 2, a
+    whole extra compile on a real network)."""
+    x, y = models.data()
+    data = {"x": x, "y": y, "batch_size": 16, "shuffle": False}
+    if source == "dataset":
+        data = {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(16)}
+    counts = []
+    for callbacks in ([], [BNScope(log_dir=str(tmp_path), every_n_steps=3)]):
+        keras.utils.set_random_seed(0)
+        CountingTraces.traces = 0
+        layers = keras.layers
+        model = CountingTraces(
+            [
+                keras.Input((x.shape[1],)),
+                layers.Dense(4, activation="relu"),
+                layers.BatchNormalization(),
+                layers.Dense(3),
+            ]
+        )
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
+        model.fit(**data, epochs=2, verbose=0, callbacks=callbacks)
+        counts.append(CountingTraces.traces)
+    plain, observed = counts
+    assert observed == plain
+    assert _first_batch_mean(tmp_path / RUN) == pytest.approx(x[:16].mean(), abs=1e-6)
+
+
 def test_probe_batch_captured_from_generator_without_stealing_batches(tmp_path):
     x, y = models.data()
 
