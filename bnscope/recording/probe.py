@@ -286,19 +286,9 @@ class Probe:
         weights_by_variable = {
             id(v): s for v, s in zip(self.trainable_variables, self._weight_snapshot)
         }
-
-        def add_variables(subject: str, variables: list) -> None:
-            variable_stats.add(
-                subject,
-                variables,
-                [grads_by_variable[id(v)] for v in variables],
-                [weights_by_variable[id(v)] for v in variables],
-            )
-
         owned: set[int] = set()
         inference_calls = inference.by_name()
         activation_stats = layer_activation_stats(train.calls)
-        variable_stats = gradients.VariableStats()
         for call in train.calls:
             layer = call.layer
             for metric, value in activation_stats.get(call.name, {}).items():
@@ -308,14 +298,18 @@ class Probe:
             # One layer whose statistics cannot be built (an unusual variable
             # or layout) loses only its own; the error is reported once.
             try:
-                add_variables(call.name, variables)
+                self._record_variables(
+                    values, call.name, variables, grads_by_variable, weights_by_variable
+                )
                 self._record_normalization(values, call, inference_calls)
             except Exception as error:
                 self.skipped_layers[call.name] = error
         # Variables a subclassed model owns directly, outside any layer.
         rest = [v for v in self.trainable_variables if id(v) not in owned]
-        add_variables(tags.MODEL_SUBJECT, rest)
-        values.update(variable_stats.stats())
+        if rest:
+            self._record_variables(
+                values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
+            )
 
     def _record_normalization(self, values, call: LayerCall, inference_calls) -> None:
         kind = layer_info.normalization_kind(call.layer)
@@ -327,6 +321,24 @@ class Probe:
             )
             for metric, value in stats.items():
                 values[tags.make_tag(metric, call.name)] = value
+
+    @staticmethod
+    def _record_variables(
+        values, subject, variables, grads_by_variable, weights_by_variable
+    ) -> None:
+        if not variables:
+            return
+        layer_grads = [grads_by_variable[id(v)] for v in variables]
+        if all(g is not None for g in layer_grads):
+            for metric, value in gradients.layer_gradient_stats(layer_grads).items():
+                values[tags.make_tag(metric, subject)] = value
+            for variable, grad in zip(variables, layer_grads):
+                var_subject = tags.variable_subject(subject, variable.name)
+                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.l2_norm([grad])
+        previous = [weights_by_variable[id(v)] for v in variables]
+        stats = gradients.layer_weight_stats([v.value for v in variables], previous)
+        for metric, value in stats.items():
+            values[tags.make_tag(metric, subject)] = value
 
     def _record_batch_norm(
         self, values, call: LayerCall, inference_call: LayerCall | None

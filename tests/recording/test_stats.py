@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 import pytest
 
@@ -64,59 +63,20 @@ def test_input_stats():
     assert (stats[tags.INPUT_MIN.name], stats[tags.INPUT_MAX.name]) == (1.0, 4.0)
 
 
-def variable_stats(layers: dict) -> dict[str, float]:
-    """`VariableStats` of `{subject: (values, gradients, previous values)}`."""
-    stats = gradients.VariableStats()
-    for subject, (weights, grads, previous) in layers.items():
-        variables = [
-            keras.Variable(np.asarray(w), name=f"w{i}") for i, w in enumerate(weights)
-        ]
-        stats.add(subject, variables, grads, previous)
-    return values(stats.stats())
-
-
 def test_gradient_norms_by_hand():
     grads = [np.array([1.0, 2.0], "float32"), np.array([[3.0]], "float32")]
     assert float(gradients.l2_norm(grads)) == pytest.approx(math.sqrt(1 + 4 + 9))
-    stats = variable_stats({"dense": (grads, grads, [g * 0 for g in grads])})
-    assert stats[tags.GRAD_NORM.tag("dense")] == pytest.approx(math.sqrt(14))
-    assert stats[tags.GRAD_NONFINITE.tag("dense")] == 0.0
-    assert stats[tags.GRAD_VAR_NORM.tag("dense:w1")] == 3.0
+    stats = values(gradients.layer_gradient_stats(grads))
+    assert stats[tags.GRAD_NORM.name] == pytest.approx(math.sqrt(14))
+    assert stats[tags.GRAD_NONFINITE.name] == 0.0
 
 
 def test_update_ratio_by_hand():
     weights = [np.array([3.0, 4.0], "float32")]
     previous = [np.array([3.0, 3.0], "float32")]
-    stats = variable_stats({"dense": (weights, [None], previous)})
-    assert stats[tags.WEIGHT_NORM.tag("dense")] == 5.0
-    assert stats[tags.UPDATE_RATIO.tag("dense")] == pytest.approx(1.0 / 5.0)
-    assert tags.GRAD_NORM.tag("dense") not in stats  # a variable had no gradient
-
-
-def test_variable_stats_of_many_layers_are_their_own():
-    one = [np.array([3.0, 4.0], "float32")]
-    two = [np.array([1.0], "float32"), np.array([[np.nan, np.inf, 1.0]], "float32")]
-    # A finite value whose square overflows float32 is not counted as NaN/Inf.
-    big = [np.array([3e38], "float32")]
-    stats = variable_stats(
-        {
-            "a": (one, one, one),
-            "b": (two, two, [np.zeros_like(t) for t in two]),
-            "c": (big, big, big),
-        }
-    )
-    assert stats[tags.GRAD_NORM.tag("a")] == 5.0
-    assert stats[tags.UPDATE_RATIO.tag("a")] == 0.0
-    assert (
-        stats[tags.GRAD_NONFINITE.tag("a")],
-        stats[tags.WEIGHT_NONFINITE.tag("a")],
-    ) == (0.0, 0.0)
-    assert stats[tags.GRAD_NONFINITE.tag("b")] == 2.0
-    assert stats[tags.WEIGHT_NONFINITE.tag("b")] == 2.0
-    assert math.isnan(stats[tags.GRAD_NORM.tag("b")])
-    assert stats[tags.GRAD_VAR_NORM.tag("b:w0")] == 1.0
-    assert stats[tags.WEIGHT_NONFINITE.tag("c")] == 0.0
-    assert math.isinf(stats[tags.WEIGHT_NORM.tag("c")])
+    stats = values(gradients.layer_weight_stats(weights, previous))
+    assert stats[tags.WEIGHT_NORM.name] == 5.0
+    assert stats[tags.UPDATE_RATIO.name] == pytest.approx(1.0 / 5.0)
 
 
 def test_batch_statistics_use_biased_variance_over_non_channel_axes():
