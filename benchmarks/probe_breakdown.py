@@ -6,7 +6,7 @@ In one process (weights=None, no download; random images, batch 16):
 - **activation statistics**: `layer_activation_stats` of every hooked
   training-mode layer output, compiled alone;
 - **variable statistics**: gradient and weight statistics of every layer
-  (`stats.gradients.VariableStats`), compiled alone;
+  (`stats.gradients`, as `Probe` builds them), compiled alone;
 - **histograms**: `grouped_histograms` of every layer output;
 - **whole probe**: `Probe` as the callback runs it, without and with
   histograms.
@@ -124,19 +124,19 @@ def parts(model, x, y) -> dict[str, dict]:
     snapshots = [tf.Variable(v) for v in variables]
 
     def variable_statistics(grads):
-        stats = gradients.VariableStats()
         by_layer: dict[str, list[int]] = {}
         for index, variable in enumerate(variables):
             owner = variable.path.rsplit("/", 1)[0]
             by_layer.setdefault(owner, []).append(index)
-        for owner, indices in by_layer.items():
-            stats.add(
-                owner,
-                [variables[i] for i in indices],
-                [grads[i] for i in indices],
-                [snapshots[i] for i in indices],
-            )
-        return tf.stack(list(stats.stats().values()))
+        stats = []
+        for indices in by_layer.values():
+            layer_grads = [grads[i] for i in indices]
+            stats += gradients.layer_gradient_stats(layer_grads).values()
+            stats += [gradients.l2_norm([grads[i]]) for i in indices]
+            stats += gradients.layer_weight_stats(
+                [variables[i].value for i in indices], [snapshots[i] for i in indices]
+            ).values()
+        return tf.stack(stats)
 
     def histograms(outputs):
         return activations.grouped_histograms(list(outputs))
