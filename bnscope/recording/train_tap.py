@@ -5,9 +5,10 @@ every step, so for the first step of a `fit` bnscope puts a thin wrapper there
 that:
 
 - takes the first batch off the data iterator, keeps it as the probe batch,
-  and hands the very same tensors to Keras' own compiled step (its Python-
-  iterator path, which runs the same `one_step_on_data` function), so training
-  sees exactly the data it would have seen;
+  and hands the very same tensors to Keras' own compiled step (through a
+  one-batch `tf.data` iterator of the same element spec, so the step is
+  compiled once, as without bnscope), so training sees exactly the data it
+  would have seen;
 - records, while the step is traced, which mode each BatchNormalization layer
   actually ran in.
 
@@ -123,32 +124,38 @@ class TrainFunctionTap:
         return logs
 
     def _first_batch_iterator(self, batch, iterator):
-        """What Keras' first step reads: `batch`, then the rest of `iterator`.
+        """What Keras' first step reads: `batch`.
 
         A `tf.data` iterator over `batch` alone, with `iterator`'s element
         spec, where one step reads one batch: Keras' step then compiles for
         that spec, which the next steps' iterator has too, so it is traced
-        once. (Keras' Python-iterator path, the fallback, compiles its step
+        once. (The fallback, `batch` then the rest of `iterator` as a Python
+        iterator, takes Keras' Python-iterator path, which compiles its step
         for the batch's exact shapes and traces it again at step 2: on
         MobileNetV2 that second trace cost more CPU than 30 training steps.)
         """
         if (
-            not isinstance(iterator, tf.data.Iterator)
-            or getattr(self.model, "steps_per_execution", 1) != 1
+            isinstance(iterator, tf.data.Iterator)
+            and getattr(self.model, "steps_per_execution", 1) == 1
         ):
-            return _Prepended(batch, iterator)
-        spec = iterator.element_spec
+            spec = iterator.element_spec
 
-        def relaxed(element):
-            # The batch's static shapes, widened to the spec's (a `None`
-            # batch dimension, say); the values are the batch's own.
-            return tf.nest.map_structure(
-                lambda t, s: tf.raw_ops.PlaceholderWithDefault(input=t, shape=s.shape),
-                element,
-                spec,
-            )
+            def relaxed(element):
+                # The batch's static shapes, widened to the spec's (a `None`
+                # batch dimension, say); the values are the batch's own.
+                return tf.nest.map_structure(
+                    lambda t, s: tf.raw_ops.PlaceholderWithDefault(
+                        input=t, shape=s.shape
+                    ),
+                    element,
+                    spec,
+                )
 
-        return iter(tf.data.Dataset.from_tensors((batch,)).map(lambda b: relaxed(b)))
+            try:
+                return iter(tf.data.Dataset.from_tensors((batch,)).map(relaxed))
+            except Exception:  # e.g. ragged or sparse parts: the fallback works
+                pass
+        return _Prepended(batch, iterator)
 
 
 def _host_batch(batch) -> tuple:
