@@ -99,7 +99,7 @@ def parts(model, x, y) -> dict[str, dict]:
     from bnscope.recording import layer_info
     from bnscope.recording.hooks import LayerHooks
     from bnscope.recording.probe import Probe
-    from bnscope.recording.stats import activations, gradients
+    from bnscope.recording.stats import activations
 
     hooks = LayerHooks(model)
     calls = []
@@ -124,19 +124,18 @@ def parts(model, x, y) -> dict[str, dict]:
     snapshots = [tf.Variable(v) for v in variables]
 
     def variable_statistics(grads):
-        by_layer: dict[str, list[int]] = {}
-        for index, variable in enumerate(variables):
-            owner = variable.path.rsplit("/", 1)[0]
-            by_layer.setdefault(owner, []).append(index)
-        stats = []
-        for indices in by_layer.values():
-            layer_grads = [grads[i] for i in indices]
-            stats += gradients.layer_gradient_stats(layer_grads).values()
-            stats += [gradients.l2_norm([grads[i]]) for i in indices]
-            stats += gradients.layer_weight_stats(
-                [variables[i].value for i in indices], [snapshots[i] for i in indices]
-            ).values()
-        return tf.stack(stats)
+        # Built by the probe's own per-layer function, one layer at a time.
+        by_layer: dict[str, list] = {}
+        for variable in variables:
+            by_layer.setdefault(variable.path.rsplit("/", 1)[0], []).append(variable)
+        grads_by_variable = {id(v): g for v, g in zip(variables, grads)}
+        weights_by_variable = {id(v): s for v, s in zip(variables, snapshots)}
+        values: dict = {}
+        for owner, layer_variables in by_layer.items():
+            Probe._record_variables(
+                values, owner, layer_variables, grads_by_variable, weights_by_variable
+            )
+        return tf.stack(list(values.values()))
 
     def histograms(outputs):
         return activations.grouped_histograms(list(outputs))

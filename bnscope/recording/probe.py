@@ -161,7 +161,7 @@ class Probe:
 
         values: dict[str, Any] = {}
         self._record_inputs(values, x)
-        self._record_layers(values, train, inference, grads)
+        squares = self._record_layers(values, train, inference, grads)
         outputs = self._record_outputs(values, y_pred, y_infer)
         # -- Targets and predictions of each output (stats/targets.py) -------
         output_specs = self._record_targets(values, y, y_pred, outputs[0], train)
@@ -172,9 +172,18 @@ class Probe:
             values[tags.LOSS_NONFINITE.tag()] = tf.cast(
                 tf.logical_not(tf.math.is_finite(loss)), tf.float32
             )
-        present = [g for g in grads if g is not None]
+        present = [
+            (variable, g)
+            for variable, g in zip(self.trainable_variables, grads)
+            if g is not None
+        ]
         if present:
-            values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.l2_norm(present)
+            values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.norm_of_squares(
+                [
+                    squares[id(v)] if id(v) in squares else gradients.squared_norm(g)
+                    for v, g in present
+                ]
+            )
 
         observed = [call for call in train.calls if call.outputs is not None]
         self.histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
@@ -281,12 +290,19 @@ class Probe:
 
     def _record_layers(
         self, values: dict, train: Recording, inference: Recording, grads
-    ) -> None:
+    ) -> dict:
+        """Every layer's statistics into `values`.
+
+        Returns:
+            `id(variable) -> squared_norm` of each gradient the layers'
+            statistics computed, for the global norm to reuse.
+        """
         grads_by_variable = {id(v): g for v, g in zip(self.trainable_variables, grads)}
         weights_by_variable = {
             id(v): s for v, s in zip(self.trainable_variables, self._weight_snapshot)
         }
         owned: set[int] = set()
+        squares: dict[int, Any] = {}
         inference_calls = inference.by_name()
         activation_stats = layer_activation_stats(train.calls)
         for call in train.calls:
@@ -298,7 +314,7 @@ class Probe:
             # One layer whose statistics cannot be built (an unusual variable
             # or layout) loses only its own; the error is reported once.
             try:
-                self._record_variables(
+                squares |= self._record_variables(
                     values, call.name, variables, grads_by_variable, weights_by_variable
                 )
                 self._record_normalization(values, call, inference_calls)
@@ -307,9 +323,10 @@ class Probe:
         # Variables a subclassed model owns directly, outside any layer.
         rest = [v for v in self.trainable_variables if id(v) not in owned]
         if rest:
-            self._record_variables(
+            squares |= self._record_variables(
                 values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
             )
+        return squares
 
     def _record_normalization(self, values, call: LayerCall, inference_calls) -> None:
         kind = layer_info.normalization_kind(call.layer)
@@ -325,20 +342,36 @@ class Probe:
     @staticmethod
     def _record_variables(
         values, subject, variables, grads_by_variable, weights_by_variable
-    ) -> None:
+    ) -> dict:
+        """One layer's gradient and weight statistics into `values`.
+
+        Returns:
+            `id(variable) -> squared_norm` of the gradients it used: one sum
+            of squares per gradient serves the layer's norm, the variable's
+            and the global one (the same values, fewer ops to trace).
+        """
         if not variables:
-            return
+            return {}
+        squares = {}
         layer_grads = [grads_by_variable[id(v)] for v in variables]
         if all(g is not None for g in layer_grads):
-            for metric, value in gradients.layer_gradient_stats(layer_grads).items():
+            squares = {
+                id(v): gradients.squared_norm(g) for v, g in zip(variables, layer_grads)
+            }
+            layer_squares = [squares[id(v)] for v in variables]
+            stats = gradients.layer_gradient_stats(layer_grads, layer_squares)
+            for metric, value in stats.items():
                 values[tags.make_tag(metric, subject)] = value
-            for variable, grad in zip(variables, layer_grads):
+            for variable, square in zip(variables, layer_squares):
                 var_subject = tags.variable_subject(subject, variable.name)
-                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.l2_norm([grad])
+                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.norm_of_squares(
+                    [square]
+                )
         previous = [weights_by_variable[id(v)] for v in variables]
         stats = gradients.layer_weight_stats([v.value for v in variables], previous)
         for metric, value in stats.items():
             values[tags.make_tag(metric, subject)] = value
+        return squares
 
     def _record_batch_norm(
         self, values, call: LayerCall, inference_call: LayerCall | None

@@ -9,6 +9,7 @@ import tensorflow as tf
 from bnscope import tags
 
 HISTOGRAM_BINS = 30
+_FLOAT32_MAX = tf.float32.max
 
 
 def activation_stats(outputs, activation: str | None = None) -> dict:
@@ -201,36 +202,40 @@ def stacked_histograms(stacked, bins: int = HISTOGRAM_BINS):
 
     Only finite values are counted. A row without any (a layer that overflowed
     to Inf/NaN) gets empty bins over `[0, 1]`; a constant row bins over
-    `[v, v + 1]`. The bin arithmetic runs in float64: the span of two float32
-    values (e.g. -3e38 to 3e38) can overflow float32, and a NaN bin index
-    would make `bincount` fail ("Input arr must be non-negative").
+    `[v, v + 1]`. Each row's range and bin width are computed in float64: the
+    span of two float32 values (e.g. -3e38 to 3e38) can overflow float32. The
+    per-value arithmetic stays in float32 (it is most of the cost: a
+    memory-bound pass per op) on halved values, whose difference cannot
+    overflow; a NaN bin index would make `bincount` fail ("Input arr must be
+    non-negative"), so non-finite values go to an extra bin that is dropped.
+    A value within float32 rounding of an edge may land in the bin beside the
+    one float64 arithmetic would give it.
     """
     x = tf.cast(stacked, tf.float32)
     flat = tf.reshape(x, (tf.shape(x)[0], -1))
     finite = tf.math.is_finite(flat)
-    any_finite = tf.reduce_any(finite, axis=1)
-    inf = tf.fill(tf.shape(flat), float("inf"))
-    low = tf.reduce_min(tf.where(finite, flat, inf), axis=1)
-    high = tf.reduce_max(tf.where(finite, flat, -inf), axis=1)
+    low = tf.reduce_min(tf.where(finite, flat, float("inf")), axis=1)
+    high = tf.reduce_max(tf.where(finite, flat, float("-inf")), axis=1)
+    any_finite = tf.less_equal(low, high)
     low = tf.cast(tf.where(any_finite, low, tf.zeros_like(low)), tf.float64)
     high = tf.cast(tf.where(any_finite, high, tf.zeros_like(high)), tf.float64)
     width = tf.where(
         tf.greater(high, low), (high - low) / bins, tf.ones_like(low) / bins
     )
-    values = tf.cast(tf.where(finite, flat, tf.zeros_like(flat)), tf.float64)
-    index = tf.floor((values - low[:, None]) / width[:, None])
-    index = tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
-    rows = tf.shape(flat)[0]
-    # One bincount for all rows: row g's bins are shifted by g * bins.
-    index += tf.range(rows)[:, None] * bins
+    half_low = tf.cast(low / 2, tf.float32)[:, None]
+    # Capped: a span of a few subnormals would give an infinite scale (and
+    # 0 * inf = NaN at the row's minimum).
+    scale = tf.cast(tf.minimum(2 / width, _FLOAT32_MAX), tf.float32)[:, None]
+    position = tf.clip_by_value((flat * 0.5 - half_low) * scale, 0.0, bins - 1.0)
+    index = tf.where(finite, tf.cast(position, tf.int32), bins)
     counts = tf.math.bincount(
-        tf.reshape(index, [-1]),
-        weights=tf.reshape(tf.cast(finite, tf.float32), [-1]),
-        minlength=rows * bins,
-        maxlength=rows * bins,
+        index, minlength=bins + 1, maxlength=bins + 1, dtype=tf.float32, axis=-1
     )
+    # bincount's result has no static shape; `_rows` needs the row count.
+    rows = -1 if flat.shape[0] is None else flat.shape[0]
+    counts = tf.reshape(counts, (rows, bins + 1))[:, :bins]
     edges = low[:, None] + width[:, None] * tf.range(bins + 1, dtype=tf.float64)
-    return tf.cast(edges, tf.float32), tf.reshape(counts, (rows, bins))
+    return tf.cast(edges, tf.float32), counts
 
 
 def input_stats(inputs) -> dict:
