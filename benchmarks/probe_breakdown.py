@@ -99,7 +99,7 @@ def parts(model, x, y) -> dict[str, dict]:
     from bnscope.recording import layer_info
     from bnscope.recording.hooks import LayerHooks
     from bnscope.recording.probe import Probe
-    from bnscope.recording.stats import activations
+    from bnscope.recording.stats import activations, gradients
 
     hooks = LayerHooks(model)
     calls = []
@@ -124,18 +124,24 @@ def parts(model, x, y) -> dict[str, dict]:
     snapshots = [tf.Variable(v) for v in variables]
 
     def variable_statistics(grads):
-        # Built by the probe's own per-layer function, one layer at a time.
-        by_layer: dict[str, list] = {}
-        for variable in variables:
-            by_layer.setdefault(variable.path.rsplit("/", 1)[0], []).append(variable)
-        grads_by_variable = {id(v): g for v, g in zip(variables, grads)}
-        weights_by_variable = {id(v): s for v, s in zip(variables, snapshots)}
-        values: dict = {}
-        for owner, layer_variables in by_layer.items():
-            Probe._record_variables(
-                values, owner, layer_variables, grads_by_variable, weights_by_variable
-            )
-        return tf.stack(list(values.values()))
+        # Built as the probe builds them: every layer's variables at once.
+        by_layer: dict[str, list[int]] = {}
+        for index, variable in enumerate(variables):
+            owner = variable.path.rsplit("/", 1)[0]
+            by_layer.setdefault(owner, []).append(index)
+        stats = gradients.variable_stats(
+            [
+                gradients.LayerVariables.of(
+                    [grads[i] for i in indices],
+                    [variables[i].value for i in indices],
+                    [snapshots[i] for i in indices],
+                )
+                for indices in by_layer.values()
+            ]
+        )
+        flat = [v for layer in stats.layers for v in layer.values()]
+        flat += [n for norms in stats.variable_norms for n in norms]
+        return tf.stack([*flat, stats.global_norm])
 
     def histograms(outputs):
         return activations.grouped_histograms(list(outputs))

@@ -161,7 +161,7 @@ class Probe:
 
         values: dict[str, Any] = {}
         self._record_inputs(values, x)
-        squares = self._record_layers(values, train, inference, grads)
+        global_norm = self._record_layers(values, train, inference, grads)
         outputs = self._record_outputs(values, y_pred, y_infer)
         # -- Targets and predictions of each output (stats/targets.py) -------
         output_specs = self._record_targets(values, y, y_pred, outputs[0], train)
@@ -172,18 +172,8 @@ class Probe:
             values[tags.LOSS_NONFINITE.tag()] = tf.cast(
                 tf.logical_not(tf.math.is_finite(loss)), tf.float32
             )
-        present = [
-            (variable, g)
-            for variable, g in zip(self.trainable_variables, grads)
-            if g is not None
-        ]
-        if present:
-            values[tags.GRAD_GLOBAL_NORM.tag()] = gradients.norm_of_squares(
-                [
-                    squares[id(v)] if id(v) in squares else gradients.squared_norm(g)
-                    for v, g in present
-                ]
-            )
+        if global_norm is not None:
+            values[tags.GRAD_GLOBAL_NORM.tag()] = global_norm
 
         observed = [call for call in train.calls if call.outputs is not None]
         self.histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
@@ -290,19 +280,38 @@ class Probe:
 
     def _record_layers(
         self, values: dict, train: Recording, inference: Recording, grads
-    ) -> dict:
+    ) -> object | None:
         """Every layer's statistics into `values`.
 
         Returns:
-            `id(variable) -> squared_norm` of each gradient the layers'
-            statistics computed, for the global norm to reuse.
+            The global gradient norm, `None` without gradients.
         """
         grads_by_variable = {id(v): g for v, g in zip(self.trainable_variables, grads)}
-        weights_by_variable = {
+        snapshots = {
             id(v): s for v, s in zip(self.trainable_variables, self._weight_snapshot)
         }
         owned: set[int] = set()
-        squares: dict[int, Any] = {}
+        # Gradient and weight statistics are built for all layers at once
+        # (`gradients.variable_stats`); each layer's tags keep their place.
+        subjects: list[str] = []
+        variable_names: list[list[str]] = []
+        layer_variables: list[gradients.LayerVariables] = []
+
+        def add_variables(subject, variables):
+            if not variables:
+                return
+            layer_variables.append(
+                gradients.LayerVariables.of(
+                    [grads_by_variable[id(v)] for v in variables],
+                    [v.value for v in variables],
+                    [snapshots[id(v)] for v in variables],
+                )
+            )
+            subjects.append(subject)
+            variable_names.append([v.name for v in variables])
+            for metric in _VARIABLE_METRICS:
+                values[tags.make_tag(metric, subject)] = None
+
         inference_calls = inference.by_name()
         activation_stats = layer_activation_stats(train.calls)
         for call in train.calls:
@@ -314,19 +323,30 @@ class Probe:
             # One layer whose statistics cannot be built (an unusual variable
             # or layout) loses only its own; the error is reported once.
             try:
-                squares |= self._record_variables(
-                    values, call.name, variables, grads_by_variable, weights_by_variable
-                )
+                add_variables(call.name, variables)
                 self._record_normalization(values, call, inference_calls)
             except Exception as error:
                 self.skipped_layers[call.name] = error
         # Variables a subclassed model owns directly, outside any layer.
-        rest = [v for v in self.trainable_variables if id(v) not in owned]
-        if rest:
-            squares |= self._record_variables(
-                values, tags.MODEL_SUBJECT, rest, grads_by_variable, weights_by_variable
-            )
-        return squares
+        add_variables(
+            tags.MODEL_SUBJECT,
+            [v for v in self.trainable_variables if id(v) not in owned],
+        )
+        stats = gradients.variable_stats(layer_variables)
+        for subject, names, layer_stats, norms in zip(
+            subjects, variable_names, stats.layers, stats.variable_norms
+        ):
+            for metric in _VARIABLE_METRICS:
+                tag = tags.make_tag(metric, subject)
+                if metric in layer_stats:
+                    values[tag] = layer_stats[metric]
+                else:
+                    del values[tag]
+            for name, norm in zip(names, norms):
+                values[tags.GRAD_VAR_NORM.tag(tags.variable_subject(subject, name))] = (
+                    norm
+                )
+        return stats.global_norm
 
     def _record_normalization(self, values, call: LayerCall, inference_calls) -> None:
         kind = layer_info.normalization_kind(call.layer)
@@ -338,40 +358,6 @@ class Probe:
             )
             for metric, value in stats.items():
                 values[tags.make_tag(metric, call.name)] = value
-
-    @staticmethod
-    def _record_variables(
-        values, subject, variables, grads_by_variable, weights_by_variable
-    ) -> dict:
-        """One layer's gradient and weight statistics into `values`.
-
-        Returns:
-            `id(variable) -> squared_norm` of the gradients it used: one sum
-            of squares per gradient serves the layer's norm, the variable's
-            and the global one (the same values, fewer ops to trace).
-        """
-        if not variables:
-            return {}
-        squares = {}
-        layer_grads = [grads_by_variable[id(v)] for v in variables]
-        if all(g is not None for g in layer_grads):
-            squares = {
-                id(v): gradients.squared_norm(g) for v, g in zip(variables, layer_grads)
-            }
-            layer_squares = [squares[id(v)] for v in variables]
-            stats = gradients.layer_gradient_stats(layer_grads, layer_squares)
-            for metric, value in stats.items():
-                values[tags.make_tag(metric, subject)] = value
-            for variable, square in zip(variables, layer_squares):
-                var_subject = tags.variable_subject(subject, variable.name)
-                values[tags.GRAD_VAR_NORM.tag(var_subject)] = gradients.norm_of_squares(
-                    [square]
-                )
-        previous = [weights_by_variable[id(v)] for v in variables]
-        stats = gradients.layer_weight_stats([v.value for v in variables], previous)
-        for metric, value in stats.items():
-            values[tags.make_tag(metric, subject)] = value
-        return squares
 
     def _record_batch_norm(
         self, values, call: LayerCall, inference_call: LayerCall | None
@@ -454,6 +440,17 @@ class Probe:
                 spec["target_shape"] = _shape(target)
             specs.append(spec)
         return specs
+
+
+# Each layer's gradient and weight statistics (`gradients.variable_stats`),
+# in the order their tags are written.
+_VARIABLE_METRICS = (
+    tags.GRAD_NORM.name,
+    tags.GRAD_NONFINITE.name,
+    tags.WEIGHT_NORM.name,
+    tags.WEIGHT_NONFINITE.name,
+    tags.UPDATE_RATIO.name,
+)
 
 
 def _targets_by_output(y, names: list[str], count: int) -> list:

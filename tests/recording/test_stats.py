@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bnscope import tags
 from bnscope.recording.stats import activations, gradients, normalization, targets
@@ -63,18 +64,55 @@ def test_input_stats():
     assert (stats[tags.INPUT_MIN.name], stats[tags.INPUT_MAX.name]) == (1.0, 4.0)
 
 
+def _variable_stats(*layers):
+    return gradients.variable_stats(
+        [gradients.LayerVariables.of(*layer) for layer in layers]
+    )
+
+
 def test_gradient_norms_by_hand():
     grads = [np.array([1.0, 2.0], "float32"), np.array([[3.0]], "float32")]
     assert float(gradients.l2_norm(grads)) == pytest.approx(math.sqrt(1 + 4 + 9))
-    stats = values(gradients.layer_gradient_stats(grads))
-    assert stats[tags.GRAD_NORM.name] == pytest.approx(math.sqrt(14))
-    assert stats[tags.GRAD_NONFINITE.name] == 0.0
+    other = [np.array([np.nan, 4.0, np.inf], "float32")]
+    result = _variable_stats((grads, grads, grads), (other, other, other))
+    first, second = (values(layer) for layer in result.layers)
+    assert first[tags.GRAD_NORM.name] == pytest.approx(math.sqrt(14))
+    assert first[tags.GRAD_NONFINITE.name] == 0.0
+    assert second[tags.GRAD_NONFINITE.name] == 2.0
+    assert second[tags.WEIGHT_NONFINITE.name] == 2.0
+    assert [float(n) for n in result.variable_norms[0]] == pytest.approx(
+        [math.sqrt(5), 3.0]
+    )
+    assert math.isnan(float(result.global_norm))  # the NaN gradient
+
+
+def test_a_layer_without_all_its_gradients_keeps_only_its_weight_stats():
+    kernel, bias = np.ones((2, 2), "float32"), np.ones(2, "float32")
+    result = _variable_stats(([None, bias], [kernel, bias], [kernel, bias]))
+    (stats,) = (values(layer) for layer in result.layers)
+    assert tags.GRAD_NORM.name not in stats and result.variable_norms == [[]]
+    assert stats[tags.WEIGHT_NORM.name] == pytest.approx(math.sqrt(6))
+    assert float(result.global_norm) == pytest.approx(math.sqrt(2))
+
+
+def test_nan_and_inf_are_counted_across_chunks(monkeypatch):
+    """Counts are per variable when variables share or straddle chunks."""
+    monkeypatch.setattr(gradients, "_CHUNK_VALUES", 5)
+    sizes = [3, 4, 1, 7, 2]
+    tensors = []
+    for size, bad in zip(sizes, [1, 0, 1, 3, 2]):
+        tensor = np.ones(size, "float32")
+        tensor[:bad] = [np.nan, np.inf, -np.inf][:bad]
+        tensors.append(tensor)
+    counts = gradients._nonfinite_counts([tf.constant(t) for t in tensors])
+    np.testing.assert_array_equal(np.asarray(counts), [1, 0, 1, 3, 2])
 
 
 def test_update_ratio_by_hand():
     weights = [np.array([3.0, 4.0], "float32")]
     previous = [np.array([3.0, 3.0], "float32")]
-    stats = values(gradients.layer_weight_stats(weights, previous))
+    (stats,) = _variable_stats((weights, weights, previous)).layers
+    stats = values(stats)
     assert stats[tags.WEIGHT_NORM.name] == 5.0
     assert stats[tags.UPDATE_RATIO.name] == pytest.approx(1.0 / 5.0)
 

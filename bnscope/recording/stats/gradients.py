@@ -3,67 +3,176 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import tensorflow as tf
 
 from bnscope import tags
 
-
-def squared_norm(tensor) -> object:
-    """Sum of the squares of `tensor`'s values, in float32."""
-    return tf.reduce_sum(tf.square(tf.cast(tensor, tf.float32)))
-
-
-def norm_of_squares(squares: Sequence) -> object:
-    """The L2 norm of tensors whose `squared_norm`s are `squares`.
-
-    Summed one by one in order, so a norm built from shared squares is
-    bit-identical to `l2_norm` of the same tensors.
-    """
-    total = tf.zeros((), tf.float32)
-    for square in squares:
-        total = total + square
-    return tf.sqrt(total)
+# Values concatenated at a time to count NaN/Inf (16 MB of float32): the
+# counts of all variables take a few ops per chunk rather than five per
+# variable, and the copy stays small on a 25M-parameter model.
+_CHUNK_VALUES = 1 << 22
 
 
 def l2_norm(tensors: Sequence) -> object:
     """L2 norm of all values of `tensors` taken together, in float32."""
-    return norm_of_squares([squared_norm(t) for t in tensors])
-
-
-def nonfinite_count(tensors: Sequence) -> object:
-    """Number of NaN or Inf values in `tensors`."""
     total = tf.zeros((), tf.float32)
     for tensor in tensors:
-        total = total + tf.reduce_sum(
-            tf.cast(tf.logical_not(tf.math.is_finite(tensor)), tf.float32)
-        )
-    return total
+        total = total + tf.reduce_sum(tf.square(tf.cast(tensor, tf.float32)))
+    return tf.sqrt(total)
 
 
-def layer_gradient_stats(gradients: Sequence, squares: Sequence | None = None) -> dict:
-    """Gradient norm and NaN/Inf count over one layer's trainable variables.
+@dataclass
+class LayerVariables:
+    """One layer's trainable variables, as `variable_stats` takes them
+    (`LayerVariables.of` converts them to float32).
 
     Args:
-        gradients: The layer's gradients.
-        squares: Their `squared_norm`s, where the caller already has them
-            (the probe shares one per gradient between the layer's norm, the
-            variable's and the global one). Defaults to computing them.
+        gradients: One per variable, `None` where it has none.
+        weights: The variables' current values.
+        previous: Their values at the previous probe (for the update ratio).
     """
-    if squares is None:
-        squares = [squared_norm(g) for g in gradients]
-    return {
-        tags.GRAD_NORM.name: norm_of_squares(squares),
-        tags.GRAD_NONFINITE.name: nonfinite_count(gradients),
-    }
+
+    gradients: list
+    weights: list
+    previous: list
+
+    @classmethod
+    def of(cls, gradients, weights, previous) -> LayerVariables:
+        """As float32 dense tensors (where a variable cannot be, this raises)."""
+        return cls(
+            [None if g is None else _float32(g) for g in gradients],
+            [_float32(w) for w in weights],
+            [_float32(p) for p in previous],
+        )
+
+    @property
+    def has_gradients(self) -> bool:
+        return all(g is not None for g in self.gradients)
 
 
-def layer_weight_stats(weights: Sequence, previous: Sequence) -> dict:
-    """Weight norm, NaN/Inf count and update ratio ‖w − w_prev‖ / ‖w‖."""
-    norm = l2_norm(weights)
-    change = l2_norm([tf.subtract(w, p) for w, p in zip(weights, previous)])
-    return {
-        tags.WEIGHT_NORM.name: norm,
-        tags.WEIGHT_NONFINITE.name: nonfinite_count(weights),
-        tags.UPDATE_RATIO.name: change / tf.maximum(norm, 1e-12),
-    }
+@dataclass
+class VariableStats:
+    """What `variable_stats` returns, as scalar tensors.
+
+    Attributes:
+        layers: Per layer, `{metric: value}`: the weight statistics, and the
+            gradient ones where every variable of the layer has a gradient.
+        variable_norms: Per layer, each variable's gradient norm (empty
+            where the layer's gradient statistics are).
+        global_norm: Of all gradients together; `None` without any.
+    """
+
+    layers: list[dict]
+    variable_norms: list[list]
+    global_norm: object | None
+
+
+def variable_stats(layers: Sequence[LayerVariables]) -> VariableStats:
+    """`layer_gradient_stats` and `layer_weight_stats` of many layers at once.
+
+    The same statistics, built as vectors: one `l2_loss` per tensor (a single
+    op: sum of squares / 2), NaN/Inf counted on concatenated chunks, and the
+    per-layer sums, norms and ratios as a handful of vector ops for all
+    layers, where one layer at a time took about 25 ops per variable (a
+    quarter of MobileNetV2's probe graph, docs/performance.md). No op takes
+    every tensor as an input, so none keeps them all alive.
+    """
+    flat = [
+        (index, grad, weight, previous)
+        for index, layer in enumerate(layers)
+        for grad, weight, previous in zip(
+            layer.gradients, layer.weights, layer.previous
+        )
+    ]
+    if not flat:
+        return VariableStats([{} for _ in layers], [[] for _ in layers], None)
+    owners = [index for index, *_ in flat]
+    zero = tf.zeros((), tf.float32)
+    grads = [g for _, g, _, _ in flat]
+    weights = [w for _, _, w, _ in flat]
+    changes = [w - p for _, _, w, p in flat]
+
+    def per_variable_squares(tensors):
+        halves = [zero if t is None else tf.nn.l2_loss(t) for t in tensors]
+        return 2.0 * tf.stack(halves)
+
+    def per_layer(vector):
+        return tf.unstack(
+            tf.math.unsorted_segment_sum(vector, owners, num_segments=len(layers))
+        )
+
+    grad_squares = per_variable_squares(grads)
+    grad_norms = tf.unstack(tf.sqrt(grad_squares))
+    layer_grad_norms = [tf.sqrt(s) for s in per_layer(grad_squares)]
+    present = [g if g is not None else tf.zeros((0,)) for g in grads]
+    layer_grad_nonfinite = per_layer(_nonfinite_counts(present))
+    weight_norms = [tf.sqrt(s) for s in per_layer(per_variable_squares(weights))]
+    change_norms = [tf.sqrt(s) for s in per_layer(per_variable_squares(changes))]
+    layer_weight_nonfinite = per_layer(_nonfinite_counts(weights))
+
+    stats, variable_norms = [], []
+    for index, layer in enumerate(layers):
+        layer_stats, norms = {}, []
+        if layer.gradients and layer.has_gradients:
+            layer_stats[tags.GRAD_NORM.name] = layer_grad_norms[index]
+            layer_stats[tags.GRAD_NONFINITE.name] = layer_grad_nonfinite[index]
+            norms = [grad_norms[i] for i, owner in enumerate(owners) if owner == index]
+        if layer.weights:
+            norm = weight_norms[index]
+            layer_stats[tags.WEIGHT_NORM.name] = norm
+            layer_stats[tags.WEIGHT_NONFINITE.name] = layer_weight_nonfinite[index]
+            layer_stats[tags.UPDATE_RATIO.name] = change_norms[index] / tf.maximum(
+                norm, 1e-12
+            )
+        stats.append(layer_stats)
+        variable_norms.append(norms)
+    has_any = any(g is not None for g in grads)
+    global_norm = tf.sqrt(tf.reduce_sum(grad_squares)) if has_any else None
+    return VariableStats(stats, variable_norms, global_norm)
+
+
+def _float32(tensor):
+    return tf.cast(tf.convert_to_tensor(tensor), tf.float32)
+
+
+def _nonfinite_counts(tensors: Sequence) -> object:
+    """NaN/Inf count of each tensor, as one float32 vector.
+
+    Counted on concatenations of at most `_CHUNK_VALUES` values, each after
+    the previous one (a control dependency), so at most one chunk's copy is
+    alive at a time. Only the positions of non-finite values (normally none)
+    are mapped back to their tensors: a segment id per value would cost as
+    much memory as the values (and `tf.repeat`, which would build it, takes
+    tensors x largest tensor).
+    """
+    chunks: list[list] = [[]]
+    filled = 0
+    for tensor in tensors:
+        size = tensor.shape.num_elements()
+        if chunks[-1] and (size is None or filled + size > _CHUNK_VALUES):
+            chunks.append([])
+            filled = 0
+        chunks[-1].append(tensor)
+        filled += _CHUNK_VALUES if size is None else size
+    counts = []
+    flat_shape = tf.constant([-1])  # one constant for every reshape
+    for chunk in chunks:
+        with tf.control_dependencies(counts[-1:]):
+            values = tf.concat([tf.reshape(t, flat_shape) for t in chunk], axis=0)
+        sizes = [t.shape.num_elements() for t in chunk]
+        if None in sizes:
+            sizes = [tf.size(t, out_type=tf.int64) for t in chunk]
+        ends = tf.math.cumsum(tf.cast(tf.stack(sizes), tf.int64))
+        positions = tf.where(tf.logical_not(tf.math.is_finite(values)))[:, 0]
+        owners = tf.searchsorted(ends, positions, side="right")
+        counts.append(
+            tf.math.bincount(
+                tf.cast(owners, tf.int32),
+                minlength=len(chunk),
+                maxlength=len(chunk),
+                dtype=tf.float32,
+            )
+        )
+    return tf.concat(counts, axis=0)
