@@ -23,7 +23,13 @@ from keras import tree
 from bnscope import schema, tags
 from bnscope.recording import backend, layer_info
 from bnscope.recording.hooks import LayerCall, LayerHooks, Recording
-from bnscope.recording.stats import activations, gradients, normalization, targets
+from bnscope.recording.stats import (
+    activations,
+    gradients,
+    joint,
+    normalization,
+    targets,
+)
 
 LossFn = Callable[[Any, Any, Any, Any], Any]  # (x, y, y_pred, sample_weight) -> loss
 
@@ -290,28 +296,21 @@ class Probe:
         snapshots = {
             id(v): s for v, s in zip(self.trainable_variables, self._weight_snapshot)
         }
-        owned: set[int] = set()
-        # Gradient and weight statistics are built for all layers at once
-        # (`gradients.variable_stats`); each layer's tags keep their place.
-        subjects: list[str] = []
-        variable_names: list[list[str]] = []
-        layer_variables: list[gradients.LayerVariables] = []
+        together = joint.JointStats(values)
 
         def add_variables(subject, variables):
-            if not variables:
-                return
-            layer_variables.append(
-                gradients.LayerVariables.of(
-                    [grads_by_variable[id(v)] for v in variables],
-                    [v.value for v in variables],
-                    [snapshots[id(v)] for v in variables],
+            if variables:
+                together.add_variables(
+                    subject,
+                    [v.name for v in variables],
+                    gradients.LayerVariables.of(
+                        [grads_by_variable[id(v)] for v in variables],
+                        [v.value for v in variables],
+                        [snapshots[id(v)] for v in variables],
+                    ),
                 )
-            )
-            subjects.append(subject)
-            variable_names.append([v.name for v in variables])
-            for metric in _VARIABLE_METRICS:
-                values[tags.make_tag(metric, subject)] = None
 
+        owned: set[int] = set()
         inference_calls = inference.by_name()
         activation_stats = layer_activation_stats(train.calls)
         for call in train.calls:
@@ -324,7 +323,9 @@ class Probe:
             # or layout) loses only its own; the error is reported once.
             try:
                 add_variables(call.name, variables)
-                self._record_normalization(values, call, inference_calls)
+                state = self._record_normalization(values, call, inference_calls)
+                if state is not None:
+                    together.add_batch_norm(call.name, state)
             except Exception as error:
                 self.skipped_layers[call.name] = error
         # Variables a subclassed model owns directly, outside any layer.
@@ -332,64 +333,58 @@ class Probe:
             tags.MODEL_SUBJECT,
             [v for v in self.trainable_variables if id(v) not in owned],
         )
-        stats = gradients.variable_stats(layer_variables)
-        for subject, names, layer_stats, norms in zip(
-            subjects, variable_names, stats.layers, stats.variable_norms
-        ):
-            for metric in _VARIABLE_METRICS:
-                tag = tags.make_tag(metric, subject)
-                if metric in layer_stats:
-                    values[tag] = layer_stats[metric]
-                else:
-                    del values[tag]
-            for name, norm in zip(names, norms):
-                values[tags.GRAD_VAR_NORM.tag(tags.variable_subject(subject, name))] = (
-                    norm
-                )
-        return stats.global_norm
+        return together.build()
 
-    def _record_normalization(self, values, call: LayerCall, inference_calls) -> None:
+    def _record_normalization(
+        self, values, call: LayerCall, inference_calls
+    ) -> normalization.BatchNormState | None:
+        """A normalization layer's statistics into `values` (a BN layer's
+        drift is left to `bn_drift_stats`: its state is returned)."""
         kind = layer_info.normalization_kind(call.layer)
         if kind == schema.BATCH:
-            self._record_batch_norm(values, call, inference_calls.get(call.name))
-        elif kind is not None and call.inputs is not None:
+            return self._record_batch_norm(values, call, inference_calls.get(call.name))
+        if kind is not None and call.inputs is not None:
             stats = normalization.norm_layer_stats(
                 call.inputs, *layer_info.scale_and_offset(call.layer)
             )
             for metric, value in stats.items():
                 values[tags.make_tag(metric, call.name)] = value
+        return None
 
     def _record_batch_norm(
         self, values, call: LayerCall, inference_call: LayerCall | None
-    ) -> None:
+    ) -> normalization.BatchNormState | None:
+        """A BN layer's train/inference gap into `values`.
+
+        Returns:
+            Its state for `normalization.bn_drift_stats`, which builds the
+            drift of all BN layers at once; `None` without a recorded input.
+        """
         layer = call.layer
         if call.inputs is None:
-            return
+            return None
         if call.batch_mean is not None and call.batch_variance is not None:
             batch_mean, batch_variance = call.batch_mean, call.batch_variance
         else:
             batch_mean, batch_variance = normalization.batch_statistics(
                 call.inputs, layer_info.channel_axes(layer)
             )
-        stats = normalization.bn_drift_stats(
+        previous_mean, previous_variance = self._bn_snapshot[id(layer)]
+        state = normalization.BatchNormState.of(
             batch_mean,
             batch_variance,
             layer.moving_mean.value,
             layer.moving_variance.value,
-            float(layer.epsilon),
+            epsilon=layer.epsilon,
+            previous_mean=previous_mean,
+            previous_variance=previous_variance,
         )
-        mean, variance = self._bn_snapshot[id(layer)]
-        stats.update(
-            normalization.moving_change(
-                [layer.moving_mean.value, layer.moving_variance.value], [mean, variance]
-            )
-        )
+        gap = None
         if inference_call is not None and inference_call.outputs is not None:
-            stats[tags.BN_GAP.name] = normalization.relative_l2(
-                call.outputs, inference_call.outputs
-            )
-        for metric, value in stats.items():
-            values[tags.make_tag(metric, call.name)] = value
+            gap = normalization.relative_l2(call.outputs, inference_call.outputs)
+        if gap is not None:
+            values[tags.BN_GAP.tag(call.name)] = gap
+        return state
 
     def _record_outputs(self, values, y_pred, y_infer) -> tuple[list[str], list[bool]]:
         flat_train = tree.flatten(y_pred)
@@ -440,17 +435,6 @@ class Probe:
                 spec["target_shape"] = _shape(target)
             specs.append(spec)
         return specs
-
-
-# Each layer's gradient and weight statistics (`gradients.variable_stats`),
-# in the order their tags are written.
-_VARIABLE_METRICS = (
-    tags.GRAD_NORM.name,
-    tags.GRAD_NONFINITE.name,
-    tags.WEIGHT_NORM.name,
-    tags.WEIGHT_NONFINITE.name,
-    tags.UPDATE_RATIO.name,
-)
 
 
 def _targets_by_output(y, names: list[str], count: int) -> list:

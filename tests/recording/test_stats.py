@@ -125,26 +125,48 @@ def test_batch_statistics_use_biased_variance_over_non_channel_axes():
 
 
 def test_bn_drift_by_hand():
-    stats = values(
-        normalization.bn_drift_stats(
-            batch_mean=np.array([1.0, 0.0]),
-            batch_variance=np.array([4.0, 1.0]),
-            moving_mean=np.array([0.0, 0.0]),
-            moving_variance=np.array([1.0, 1.0]),
-            epsilon=0.0,
-        )
+    first = normalization.BatchNormState.of(
+        np.array([1.0, 0.0]),  # batch mean
+        np.array([4.0, 1.0]),  # batch variance
+        np.array([0.0, 0.0]),  # moving mean
+        np.array([1.0, 1.0]),  # moving variance
+        epsilon=0.0,
+        previous_mean=np.array([0.0, 0.0]),
+        previous_variance=np.array([1.0, 1.0]),
     )
+    # A second layer of three channels, its statistics as (1, 1, C) tensors.
+    second = normalization.BatchNormState.of(
+        *[np.full((1, 1, 3), v) for v in (2.0, 1.0, 0.0, 1.0)],
+        epsilon=0.0,
+        previous_mean=np.zeros(3),
+        previous_variance=np.full(3, 0.5),
+    )
+    stats, other = (values(s) for s in normalization.bn_drift_stats([first, second]))
     assert stats[tags.BN_MEAN_SHIFT.name] == 0.5  # (1 + 0) / 2
     assert stats[tags.BN_MEAN_SHIFT_MAX.name] == 1.0
     assert stats[tags.BN_LOG_VAR_RATIO.name] == pytest.approx(math.log(4) / 2)
     assert stats[tags.BN_LOG_VAR_RATIO_MAX.name] == pytest.approx(math.log(4))
+    assert stats[tags.BN_MOVING_CHANGE.name] == 0.0
+    assert other[tags.BN_MEAN_SHIFT.name] == 2.0
+    assert other[tags.BN_LOG_VAR_RATIO_MAX.name] == 0.0
+    # ‖(0, 0, 0, 1, 1, 1) − (0, 0, 0, .5, .5, .5)‖ / ‖(0, 0, 0, .5, .5, .5)‖
+    assert other[tags.BN_MOVING_CHANGE.name] == pytest.approx(1.0)
 
 
-def test_moving_change_and_output_gap():
-    change = values(
-        normalization.moving_change([np.array([3.0, 4.0])], [np.array([3.0, 0.0])])
-    )
-    assert change[tags.BN_MOVING_CHANGE.name] == pytest.approx(4.0 / 3.0)
+def test_bn_state_of_mismatched_channels_is_refused():
+    with pytest.raises(ValueError, match="sizes"):
+        normalization.BatchNormState.of(
+            np.zeros(3),
+            np.ones(3),
+            np.zeros(4),
+            np.ones(4),
+            epsilon=1e-3,
+            previous_mean=np.zeros(4),
+            previous_variance=np.ones(4),
+        )
+
+
+def test_output_gap():
     gap = values(
         normalization.output_gap_stats(
             np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.8, 0.2], [0.6, 0.4]]), True
