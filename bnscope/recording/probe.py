@@ -379,11 +379,10 @@ class Probe:
             previous_mean=previous_mean,
             previous_variance=previous_variance,
         )
-        gap = None
         if inference_call is not None and inference_call.outputs is not None:
-            gap = normalization.relative_l2(call.outputs, inference_call.outputs)
-        if gap is not None:
-            values[tags.BN_GAP.tag(call.name)] = gap
+            values[tags.BN_GAP.tag(call.name)] = normalization.relative_l2(
+                call.outputs, inference_call.outputs
+            )
         return state
 
     def _record_outputs(self, values, y_pred, y_infer) -> tuple[list[str], list[bool]]:

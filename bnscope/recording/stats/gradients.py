@@ -70,14 +70,17 @@ class VariableStats:
 
 
 def variable_stats(layers: Sequence[LayerVariables]) -> VariableStats:
-    """`layer_gradient_stats` and `layer_weight_stats` of many layers at once.
+    """Each layer's gradient and weight statistics, all layers at once.
 
-    The same statistics, built as vectors: one `l2_loss` per tensor (a single
-    op: sum of squares / 2), NaN/Inf counted on concatenated chunks, and the
-    per-layer sums, norms and ratios as a handful of vector ops for all
-    layers, where one layer at a time took about 25 ops per variable (a
-    quarter of MobileNetV2's probe graph, docs/performance.md). No op takes
-    every tensor as an input, so none keeps them all alive.
+    Per layer: the gradient norm and NaN/Inf count over its variables, each
+    variable's gradient norm, the weight norm and NaN/Inf count, and the
+    update ratio ‖w − w_prev‖ / ‖w‖. Built as vectors: one `l2_loss` per
+    tensor (a single op: sum of squares / 2), NaN/Inf counted on
+    concatenated chunks, and the per-layer sums, norms and ratios as a
+    handful of vector ops for all layers, where one layer at a time took
+    about 25 ops per variable (a quarter of MobileNetV2's probe graph,
+    docs/performance.md). No op takes every tensor as an input, so none
+    keeps them all alive.
     """
     flat = [
         (index, grad, weight, previous)

@@ -95,24 +95,26 @@ def bn_drift_stats(layers: Sequence[BatchNormState]) -> list[dict]:
     owners = [i for i, layer in enumerate(layers) for _ in range(layer.channels)]
     count = len(layers)
 
-    def joined(name):
-        return tf.concat([getattr(layer, name) for layer in layers], axis=0)
-
+    joined = {
+        name: tf.concat([getattr(layer, name) for layer in layers], axis=0)
+        for name in _BN_VECTORS
+    }
     epsilon = tf.constant(
         [layer.epsilon for layer in layers for _ in range(layer.channels)], tf.float32
     )
-    moving_variance = joined("moving_variance")
-    moving_mean = joined("moving_mean")
-    shift = tf.abs(joined("batch_mean") - moving_mean) / tf.sqrt(
+    moving_mean, moving_variance = joined["moving_mean"], joined["moving_variance"]
+    previous_mean = joined["previous_mean"]
+    previous_variance = joined["previous_variance"]
+    shift = tf.abs(joined["batch_mean"] - moving_mean) / tf.sqrt(
         moving_variance + epsilon
     )
     log_ratio = tf.abs(
-        tf.math.log((joined("batch_variance") + epsilon) / (moving_variance + epsilon))
+        tf.math.log((joined["batch_variance"] + epsilon) / (moving_variance + epsilon))
     )
-    change = tf.square(moving_mean - joined("previous_mean")) + tf.square(
-        moving_variance - joined("previous_variance")
+    change = tf.square(moving_mean - previous_mean) + tf.square(
+        moving_variance - previous_variance
     )
-    size = tf.square(joined("previous_mean")) + tf.square(joined("previous_variance"))
+    size = tf.square(previous_mean) + tf.square(previous_variance)
     moving_change = tf.sqrt(tf.math.segment_sum(change, owners)) / tf.maximum(
         tf.sqrt(tf.math.segment_sum(size, owners)), 1e-12
     )
