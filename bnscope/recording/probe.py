@@ -185,11 +185,13 @@ class Probe:
         self.histogram_tags = [tags.ACT_HIST.tag(call.name) for call in observed]
         histograms = []
         if observed:
-            histograms = tf.cond(
+            outs = [c.outputs for c in observed]
+            grouped = tf.cond(
                 with_histograms,
-                lambda: activations.grouped_histograms([c.outputs for c in observed]),
-                lambda: [activations.empty_histogram() for _ in observed],
+                lambda: activations.grouped_histograms(outs),
+                lambda: activations.empty_grouped_histograms(outs),
             )
+            histograms = activations.ungrouped(outs, grouped)
 
         # Snapshots are ours, not the model's; update them after the scope.
         for snapshot, variable in zip(self._weight_snapshot, self.trainable_variables):

@@ -207,8 +207,9 @@ def test_grouped_statistics_equal_one_by_one():
     for output, name, stats in zip(outputs, names, grouped):
         alone = values(activations.activation_stats(output, name))
         assert values(stats) == pytest.approx(alone, rel=1e-6, abs=1e-7)
+    grouped = activations.grouped_histograms(outputs)
     for output, (edges, counts) in zip(
-        outputs, activations.grouped_histograms(outputs)
+        outputs, activations.ungrouped(outputs, grouped)
     ):
         alone_edges, alone_counts = activations.histogram(output)
         np.testing.assert_allclose(

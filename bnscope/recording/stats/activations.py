@@ -38,7 +38,7 @@ def grouped_activation_stats(
     with the number of distinct shapes rather than of layers.
     """
     results: list[dict] = [{} for _ in outputs]
-    for members in _groups_by_shape(outputs):
+    for members in shape_groups(outputs):
         stacked = _stack(outputs, members)
         stats = {
             metric: _rows(values)
@@ -75,7 +75,7 @@ def _rows(vector) -> list:
     return tf.unstack(vector)
 
 
-def _groups_by_shape(outputs: list) -> list[list[int]]:
+def shape_groups(outputs: list) -> list[list[int]]:
     """Indices of outputs grouped by static shape (unknown shapes stay alone)."""
     groups: dict[tuple, list[int]] = {}
     for index, output in enumerate(outputs):
@@ -176,22 +176,39 @@ def saturated_mask(x, activation: str | None):
     return None
 
 
-def empty_histogram(bins: int = HISTOGRAM_BINS):
-    """An all-zero `(edges, counts)` pair shaped like `histogram`'s."""
-    return tf.zeros([bins + 1], tf.float32), tf.zeros([bins], tf.float32)
-
-
 def histogram(outputs, bins: int = HISTOGRAM_BINS):
-    """Returns `(edges, counts)` of the finite values of `outputs`."""
+    """`(edges, counts)` of one output's finite values, `bins` equal-width bins."""
     edges, counts = stacked_histograms(tf.expand_dims(outputs, 0), bins)
     return edges[0], counts[0]
 
 
 def grouped_histograms(outputs: list, bins: int = HISTOGRAM_BINS) -> list[tuple]:
-    """`histogram` of many outputs, one set of ops per group of equal shapes."""
+    """`histogram` of many outputs, one set of ops per group of equal shapes.
+
+    Returns:
+        Per group of `shape_groups(outputs)`, `[G, bins + 1]` edges and
+        `[G, bins]` counts; `ungrouped` gives them per output. Kept per group
+        so that the probe's `tf.cond` around them has a few outputs, not two
+        per layer (and its other branch a few zeros, not two per layer).
+    """
+    return [
+        stacked_histograms(_stack(outputs, members), bins)
+        for members in shape_groups(outputs)
+    ]
+
+
+def empty_grouped_histograms(outputs: list, bins: int = HISTOGRAM_BINS) -> list:
+    """All-zero stand-ins shaped like `grouped_histograms(outputs, bins)`."""
+    return [
+        (tf.zeros([len(m), bins + 1], tf.float32), tf.zeros([len(m), bins], tf.float32))
+        for m in shape_groups(outputs)
+    ]
+
+
+def ungrouped(outputs: list, grouped: list) -> list[tuple]:
+    """`grouped_histograms`' result as one `(edges, counts)` pair per output."""
     results: list[tuple] = [()] * len(outputs)
-    for members in _groups_by_shape(outputs):
-        edges, counts = stacked_histograms(_stack(outputs, members), bins)
+    for members, (edges, counts) in zip(shape_groups(outputs), grouped):
         for index, pair in zip(members, zip(_rows(edges), _rows(counts))):
             results[index] = pair
     return results

@@ -102,18 +102,24 @@ def variable_stats(layers: Sequence[LayerVariables]) -> VariableStats:
         return 2.0 * tf.stack(halves)
 
     def per_layer(vector):
-        return tf.unstack(
-            tf.math.unsorted_segment_sum(vector, owners, num_segments=len(layers))
-        )
+        return tf.math.unsorted_segment_sum(vector, owners, num_segments=len(layers))
 
     grad_squares = per_variable_squares(grads)
     grad_norms = tf.unstack(tf.sqrt(grad_squares))
-    layer_grad_norms = [tf.sqrt(s) for s in per_layer(grad_squares)]
     present = [g if g is not None else tf.zeros((0,)) for g in grads]
-    layer_grad_nonfinite = per_layer(_nonfinite_counts(present))
-    weight_norms = [tf.sqrt(s) for s in per_layer(per_variable_squares(weights))]
-    change_norms = [tf.sqrt(s) for s in per_layer(per_variable_squares(changes))]
-    layer_weight_nonfinite = per_layer(_nonfinite_counts(weights))
+    weight_norm = tf.sqrt(per_layer(per_variable_squares(weights)))
+    change_norm = tf.sqrt(per_layer(per_variable_squares(changes)))
+    # Vectors of one value per layer, split into scalars once each.
+    layer_grad_norms, layer_grad_nonfinite, weight_norms, weight_nonfinite, ratios = (
+        tf.unstack(vector)
+        for vector in (
+            tf.sqrt(per_layer(grad_squares)),
+            per_layer(_nonfinite_counts(present)),
+            weight_norm,
+            per_layer(_nonfinite_counts(weights)),
+            change_norm / tf.maximum(weight_norm, 1e-12),
+        )
+    )
 
     stats, variable_norms = [], []
     for index, layer in enumerate(layers):
@@ -123,12 +129,9 @@ def variable_stats(layers: Sequence[LayerVariables]) -> VariableStats:
             layer_stats[tags.GRAD_NONFINITE.name] = layer_grad_nonfinite[index]
             norms = [grad_norms[i] for i, owner in enumerate(owners) if owner == index]
         if layer.weights:
-            norm = weight_norms[index]
-            layer_stats[tags.WEIGHT_NORM.name] = norm
-            layer_stats[tags.WEIGHT_NONFINITE.name] = layer_weight_nonfinite[index]
-            layer_stats[tags.UPDATE_RATIO.name] = change_norms[index] / tf.maximum(
-                norm, 1e-12
-            )
+            layer_stats[tags.WEIGHT_NORM.name] = weight_norms[index]
+            layer_stats[tags.WEIGHT_NONFINITE.name] = weight_nonfinite[index]
+            layer_stats[tags.UPDATE_RATIO.name] = ratios[index]
         stats.append(layer_stats)
         variable_norms.append(norms)
     has_any = any(g is not None for g in grads)
