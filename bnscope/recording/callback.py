@@ -223,11 +223,12 @@ class BNScope(keras.callbacks.Callback):
             # Keras a second trace of its step.
             separate = not self._in_step or params.get("steps") is None
             self._install_tap(capture=self.probe_data is None and separate)
-        # Full mode reads statistics from the training step; the probe then
-        # runs on the budget.
-        self.schedule.every_n_steps = (
-            None if self._step_stats is not None else self.every_n_steps
-        )
+        # Full mode reads statistics from the training step at every step, a
+        # trend already: the probe (BN drift, the train/inference gap,
+        # histograms) then runs on the budget and once per epoch, not spread.
+        full = self._step_stats is not None
+        self.schedule.every_n_steps = None if full else self.every_n_steps
+        self.schedule.spread = not full
         self._mark = time.process_time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -288,7 +289,7 @@ class BNScope(keras.callbacks.Callback):
             pass  # probed inside the step
         elif self._due(step) or (nonfinite_loss and self._batch is not None):
             self._probe(step)
-        elif self._step_stats is not None:
+        elif self._step_stats is not None and not self._epoch_probe_follows(batch):
             with self.observer.guard("writing training-step statistics"):
                 self.observer.write_scalars(step, self._step_values())
         self.live.end_batch(step)
@@ -424,6 +425,17 @@ class BNScope(keras.callbacks.Callback):
             self._batch is not None
             and self._in_step is None
             and self.schedule.due(step)
+        )
+
+    def _epoch_probe_follows(self, batch: int) -> bool:
+        """Whether `on_epoch_end` probes this step (and writes its training-step
+        statistics with the probe's): only known for epochs of known length."""
+        steps = (self.params or {}).get("steps")
+        return (
+            batch == (steps or 0) - 1
+            and self._batch is not None
+            and self._in_step is None
+            and self.schedule.due_at_epoch_end(self._step())
         )
 
     def _first_step_failed(self, error: Exception) -> dict | None:

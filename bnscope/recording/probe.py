@@ -462,17 +462,20 @@ def _shape(tensor) -> tuple | None:
     return tuple(None if d is None else int(d) for d in tensor.shape)
 
 
-def layer_activation_stats(calls: list[LayerCall], samples: int | None = None) -> dict:
+def layer_activation_stats(
+    calls: list[LayerCall], samples: Callable[[tf.TensorShape], int] | None = None
+) -> dict:
     """`layer name -> activation statistics` of every call with an output.
 
     Args:
         calls: Recorded layer calls.
-        samples: Summarize only the first this many samples. Defaults to all.
+        samples: How many leading samples of an output of a given shape to
+            summarize. Defaults to all.
     """
     observed = [call for call in calls if call.outputs is not None]
     outputs = [call.outputs for call in observed]
     if samples is not None:
-        outputs = [o[:samples] if len(o.shape) >= 1 else o for o in outputs]
+        outputs = [o[: samples(o.shape)] if len(o.shape) >= 1 else o for o in outputs]
     names = [layer_info.activation_name(call.layer) for call in observed]
     stats = activations.grouped_activation_stats(outputs, names)
     return {call.name: layer_stats for call, layer_stats in zip(observed, stats)}

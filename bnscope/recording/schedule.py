@@ -8,7 +8,8 @@ Two policies:
   - at the first step of each `fit` (a baseline);
   - at `MIN_PROBES_PER_FIT` evenly spaced points of the fit, when its length
     is known (`steps_per_epoch × epochs`), so every finding has a trend over
-    the whole fit and not only its first minutes;
+    the whole fit and not only its first minutes (not in full mode, whose
+    training-step statistics give every step already: `spread=False`);
   - at the end of any epoch that had no probe yet, so each epoch is seen;
   - and, in between, whenever the training CPU time since the last probe
     times `overhead_budget` covers a probe's steady-state cost. No fixed
@@ -44,6 +45,8 @@ class ProbeSchedule:
             CPU time budget-spaced probes may use.
         min_interval: Fewest steps between two budget-spaced probes. Defaults
             to `MIN_AUTO_INTERVAL`.
+        spread: With `every_n_steps=None`, whether a fit of known length gets
+            `MIN_PROBES_PER_FIT` evenly spaced probes whatever the budget.
 
     Example:
 
@@ -61,10 +64,12 @@ class ProbeSchedule:
         every_n_steps: int | None,
         overhead_budget: float,
         min_interval: int = MIN_AUTO_INTERVAL,
+        spread: bool = True,
     ):
         self.every_n_steps = every_n_steps
         self.overhead_budget = overhead_budget
         self.min_interval = min_interval
+        self.spread = spread
         self.start_fit()
 
     def start_fit(self, first_step: int = 1, total_steps: int | None = None) -> None:
@@ -81,7 +86,7 @@ class ProbeSchedule:
         self.probe_cpu: float | None = None  # steady-state cost of one probe
         self._origin = first_step - 1
         self._spread = None
-        if total_steps:
+        if total_steps and self.spread:
             self._spread = max(1, total_steps // MIN_PROBES_PER_FIT)
         self._probed_this_epoch = False
 

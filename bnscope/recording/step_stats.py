@@ -4,7 +4,7 @@ A separate probe pass costs about as much as a training step, so probing at
 every step would double training time. In full mode (`every_n_steps=1`)
 bnscope instead wraps `model.train_step` on the instance, so the activations
 training already computes are summarized in the same compiled function, on
-the first `STEP_SAMPLES` samples of each training batch, and the values are
+the first few samples of each training batch (`step_samples`), and the values are
 stashed in bnscope's own variable (read once per step). Exact gradient norms come from the optimizer wrapper in
 `exact_gradients.py`. What needs extra passes (probe-batch gradients, BN
 drift against the fixed batch, the train/inference gap) still comes from the
@@ -13,6 +13,8 @@ probe, spaced by the overhead budget.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -20,12 +22,34 @@ from bnscope import tags
 from bnscope.recording.hooks import LayerHooks
 from bnscope.recording.probe import layer_activation_stats
 
-# Samples of each training batch summarized in full mode. Summarizing is
-# memory-bound (several passes over every layer output); on a LeNet-5 at batch
-# 128 the whole batch costs about 0.4 of a training step, 32 samples about 0.1,
-# which keeps full mode within its 1.3x target (benchmarks/overhead.py). A
-# different slice is seen at every step, since batches change.
-STEP_SAMPLES = 32
+# How many samples of each training batch a layer's statistics summarize.
+# Summarizing is memory-bound (several passes over every layer output), so
+# its cost is the number of values summarized: MobileNetV2 at batch 16
+# (64x64) runs at 1.48x plain fit's steady state with all 16 samples and
+# 1.15x with 4 (benchmarks/real_models.py --configs plain full). What the
+# statistics need is rows per unit (channel), not samples: a unit counts as
+# dead when it is zero on every row, and one active on a fraction p of rows
+# looks dead on r rows with probability (1 - p)^r, 3.4% for p = 0.1 and
+# r = 32. So each layer gets enough samples for `MIN_ROWS_PER_UNIT` rows
+# (a Dense layer: 32 samples; a convolution's every spatial position is a
+# row, so its large early outputs, which dominate the cost, need few), and
+# never fewer than `MIN_STEP_SAMPLES`, so one atypical sample does not set a
+# step's mean. A different slice is seen at every step, since batches change.
+MIN_ROWS_PER_UNIT = 32
+MIN_STEP_SAMPLES = 4
+
+
+def step_samples(shape: tf.TensorShape) -> int:
+    """Leading samples of a `shape` output that full mode summarizes per step.
+
+    Example: a `(batch, 32, 32, 16)` convolution output gets 4 samples
+    (4,096 rows per channel), a `(batch, 2, 2, 1280)` one 8, a `(batch, 10)`
+    Dense output 32 (a batch of fewer samples is summarized whole).
+    """
+    positions = 1
+    for dim in shape[1:-1]:
+        positions *= dim or 1  # an unknown size counts as 1: more samples
+    return max(MIN_STEP_SAMPLES, math.ceil(MIN_ROWS_PER_UNIT / positions))
 
 
 def supported(model: keras.Model) -> str | None:
@@ -77,7 +101,7 @@ class StepStatistics:
         values = {
             tags.make_tag(metric, name): value
             for name, stats in layer_activation_stats(
-                recording.calls, STEP_SAMPLES
+                recording.calls, step_samples
             ).items()
             for metric, value in stats.items()
         }

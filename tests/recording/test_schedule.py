@@ -110,3 +110,12 @@ def test_fixed_schedules_ignore_the_spread():
     schedule = ProbeSchedule(every_n_steps=25, overhead_budget=0.01)
     schedule.start_fit(first_step=1, total_steps=40)
     assert drive(schedule, 40, 1.0, 1.0) == [1, 25]
+
+
+def test_without_the_spread_a_costly_probe_runs_on_the_budget_only():
+    # Full mode: training-step statistics give every step, so the probe is
+    # not spread; a probe costing 100 steps gets the baseline and the cost
+    # measurement in a 40-step fit, as the 1% budget allows.
+    schedule = ProbeSchedule(every_n_steps=None, overhead_budget=0.01, spread=False)
+    schedule.start_fit(first_step=1, total_steps=40)
+    assert drive(schedule, 40, 1.0, 100.0) == [1, 1 + MIN_AUTO_INTERVAL]
